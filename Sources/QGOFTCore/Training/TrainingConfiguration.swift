@@ -1,0 +1,53 @@
+import Foundation
+
+/// Everything that defines a training run. Saved in `session.json`, so a resumed run can check
+/// that nothing that matters changed. Defaults are the peer's experiment (../shared/peer/README.md).
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    /// Asset name (`minilm-l6`) or model folder path.
+    public var model: String = "minilm-l6"
+    /// Dataset name (`rotten-tomatoes`, `imdb`) or a CSV/TSV/JSONL path.
+    public var data: String = "rotten-tomatoes"
+    /// Column names for file datasets (nil: `text` / `label`).
+    public var textColumn: String?
+    public var labelColumn: String?
+    public var method: AdapterMethod = .qgoft
+    public var layout: GivensLayoutKind = .tree
+    /// GOFT only: the diag(s) norm scaling after the last stage.
+    public var goftScaling: Bool = true
+    /// Linear layers that get an adapter, by their name inside an encoder layer.
+    public var targets: [String] = TrainingConfiguration.defaultTargets
+    /// Encoder layers that get adapters (nil: all).
+    public var layers: [Int]?
+    /// Strength of the soft orthogonality penalty (qGOFT).
+    public var lambda: Double = 1e-4
+    /// Peak learning rate of adapters (and of the head unless `headLearningRate` is set).
+    public var learningRate: Double = 3e-3
+    public var headLearningRate: Double?
+    public var epochs: Int = 3
+    /// Stop after this many steps; the schedule is laid over them (nil: epochs decide).
+    public var maxSteps: Int?
+    public var batchSize: Int = 32
+    /// Truncation length in tokens, [CLS] and [SEP] included.
+    public var maxLength: Int = 64
+    /// Share of the steps spent in linear warm-up (then linear decay to 0).
+    public var warmupFraction: Double = 0.06
+    /// AdamW weight decay of the head (adapters never decay).
+    public var headWeightDecay: Double = 0
+    /// Global gradient-norm clipping threshold (nil: off, as in the peer).
+    public var clipGradNorm: Double?
+    public var seed: UInt64 = 0
+    public var threads: Int = 2
+    /// Evaluate every N steps (0: at the end of every epoch).
+    public var evalEvery: Int = 0
+    /// Publish adapter statistics every N steps.
+    public var statsEvery: Int = 50
+    /// Validation share for datasets without a reference split.
+    public var validationFraction: Double = 0.1
+
+    public static let defaultTargets = [
+        "attention.self.query", "attention.self.key", "attention.self.value",
+        "attention.output.dense", "intermediate.dense", "output.dense",
+    ]
+
+    public init() {}
+}

@@ -1,0 +1,2 @@
+import QGOFTCore
+print("qgoft")
