@@ -1,0 +1,295 @@
+import Foundation
+
+/// One post-LN BERT layer's frozen weights: six linear layers (each possibly adapted) and two LayerNorms.
+public final class BertLayer: @unchecked Sendable {
+    public let query: AdaptedLinear
+    public let key: AdaptedLinear
+    public let value: AdaptedLinear
+    public let attentionOutput: AdaptedLinear
+    public let intermediate: AdaptedLinear
+    public let output: AdaptedLinear
+    /// attention.output.LayerNorm and output.LayerNorm, gamma/beta [C].
+    public let ln1Gamma: Tensor, ln1Beta: Tensor, ln2Gamma: Tensor, ln2Beta: Tensor
+
+    init(query: AdaptedLinear, key: AdaptedLinear, value: AdaptedLinear, attentionOutput: AdaptedLinear,
+         intermediate: AdaptedLinear, output: AdaptedLinear,
+         ln1Gamma: Tensor, ln1Beta: Tensor, ln2Gamma: Tensor, ln2Beta: Tensor) {
+        self.query = query
+        self.key = key
+        self.value = value
+        self.attentionOutput = attentionOutput
+        self.intermediate = intermediate
+        self.output = output
+        self.ln1Gamma = ln1Gamma
+        self.ln1Beta = ln1Beta
+        self.ln2Gamma = ln2Gamma
+        self.ln2Beta = ln2Beta
+    }
+
+    /// The six linear layers in the order of `TrainingConfiguration.defaultTargets`.
+    public var linears: [AdaptedLinear] { [query, key, value, attentionOutput, intermediate, output] }
+}
+
+/// A padded batch of token ids, row-major [B, T], with its mask (1 real token, 0 padding) and labels.
+public struct TokenBatch: Sendable {
+    public var ids: [Int32]
+    public var mask: [Float]
+    public var labels: [Int]
+    public let batch: Int
+    public let seq: Int
+
+    /// Pads `sequences` to the longest one (dynamic padding) or to `padTo`.
+    public init(sequences: [[Int32]], labels: [Int], padTo: Int? = nil, padID: Int32 = 0) {
+        let T = padTo ?? (sequences.map(\.count).max() ?? 1)
+        self.batch = sequences.count
+        self.seq = max(T, 1)
+        var ids = [Int32](repeating: padID, count: batch * seq)
+        var mask = [Float](repeating: 0, count: batch * seq)
+        for (b, s) in sequences.enumerated() {
+            for (t, id) in s.prefix(seq).enumerated() {
+                ids[b * seq + t] = id
+                mask[b * seq + t] = 1
+            }
+        }
+        self.ids = ids
+        self.mask = mask
+        self.labels = labels
+    }
+
+    /// Number of real (unpadded) tokens.
+    public var realTokens: Int { Int(mask.reduce(0, +)) }
+}
+
+/// The frozen BERT encoder (all-MiniLM-L6-v2 by default) with its forward and backward passes over
+/// padded batches. Activations live in an `EncoderWorkspace`; the encoder itself holds only weights.
+///
+/// Forward of one layer (post-LN):
+///   q,k,v = Lin_q,k,v(h); ctx = Attention(q,k,v,mask); h1 = LN1(Lin_o(ctx) + h);
+///   u = Lin_i(h1); out = LN2(Lin_out(GELU(u)) + h1)
+public final class BertEncoder: @unchecked Sendable {
+    public let config: BertConfiguration
+    /// Frozen embedding tables: word [V,C], position [maxPos,C], token type [types,C]; LayerNorm [C].
+    public let wordEmbeddings: Tensor
+    public let positionEmbeddings: Tensor
+    public let tokenTypeEmbeddings: Tensor
+    public let embeddingLNGamma: Tensor
+    public let embeddingLNBeta: Tensor
+    public let layers: [BertLayer]
+
+    /// Builds the encoder from named tensors in HuggingFace's naming (`embeddings.*`, `encoder.layer.N.*`;
+    /// a `bert.` prefix is accepted). Every expected tensor must be present with the expected shape.
+    /// `source` names the file in error messages. Returns the encoder and the tensor names it used.
+    public static func load(
+        config: BertConfiguration, source: String, tensor: (String) throws -> Tensor?
+    ) throws -> (encoder: BertEncoder, used: Set<String>) {
+        var used = Set<String>()
+        func get(_ name: String, _ shape: [Int]) throws -> Tensor {
+            var t = try tensor(name)
+            var key = name
+            if t == nil {
+                key = "bert." + name
+                t = try tensor(key)
+            }
+            guard let t else { throw ModelError(path: source, "missing tensor '\(name)'") }
+            guard t.shape == shape else {
+                throw ModelError(path: source, "tensor '\(key)' has shape \(t.shape), expected \(shape)")
+            }
+            used.insert(key)
+            return t
+        }
+        let C = config.hiddenSize, F = config.intermediateSize
+        let word = try get("embeddings.word_embeddings.weight", [config.vocabSize, C])
+        let pos = try get("embeddings.position_embeddings.weight", [config.maxPositionEmbeddings, C])
+        let typ = try get("embeddings.token_type_embeddings.weight", [config.typeVocabSize, C])
+        let lng = try get("embeddings.LayerNorm.weight", [C])
+        let lnb = try get("embeddings.LayerNorm.bias", [C])
+        var layers: [BertLayer] = []
+        for l in 0..<config.numHiddenLayers {
+            let p = "encoder.layer.\(l)."
+            func lin(_ target: String, _ out: Int, _ inp: Int) throws -> AdaptedLinear {
+                AdaptedLinear(module: p + target, layer: l, target: target,
+                              weight: try get(p + target + ".weight", [out, inp]),
+                              bias: try get(p + target + ".bias", [out]))
+            }
+            layers.append(BertLayer(
+                query: try lin("attention.self.query", C, C), key: try lin("attention.self.key", C, C),
+                value: try lin("attention.self.value", C, C), attentionOutput: try lin("attention.output.dense", C, C),
+                intermediate: try lin("intermediate.dense", F, C), output: try lin("output.dense", C, F),
+                ln1Gamma: try get(p + "attention.output.LayerNorm.weight", [C]),
+                ln1Beta: try get(p + "attention.output.LayerNorm.bias", [C]),
+                ln2Gamma: try get(p + "output.LayerNorm.weight", [C]),
+                ln2Beta: try get(p + "output.LayerNorm.bias", [C])))
+        }
+        let enc = BertEncoder(config: config, word: word, position: pos, tokenType: typ,
+                              lnGamma: lng, lnBeta: lnb, layers: layers)
+        return (enc, used)
+    }
+
+    init(config: BertConfiguration, word: Tensor, position: Tensor, tokenType: Tensor,
+         lnGamma: Tensor, lnBeta: Tensor, layers: [BertLayer]) {
+        self.config = config
+        self.wordEmbeddings = word
+        self.positionEmbeddings = position
+        self.tokenTypeEmbeddings = tokenType
+        self.embeddingLNGamma = lnGamma
+        self.embeddingLNBeta = lnBeta
+        self.layers = layers
+    }
+
+    /// Every linear layer, layer by layer, in target order.
+    public var linears: [AdaptedLinear] { layers.flatMap(\.linears) }
+
+    /// The adapted linear layers (those with an adapter), in model order.
+    public var adaptedLinears: [AdaptedLinear] { linears.filter { $0.adapter != nil } }
+
+    /// Number of frozen parameters (embeddings, linear layers, LayerNorms).
+    public var frozenParameterCount: Int {
+        var n = wordEmbeddings.count + positionEmbeddings.count + tokenTypeEmbeddings.count
+        n += embeddingLNGamma.count + embeddingLNBeta.count
+        for l in layers {
+            for lin in l.linears { n += lin.weight.count + lin.bias.count }
+            n += l.ln1Gamma.count + l.ln1Beta.count + l.ln2Gamma.count + l.ln2Beta.count
+        }
+        return n
+    }
+
+    // MARK: forward
+
+    /// Runs the encoder over `batch`; the final hidden states [B*T, C] are in `ws.hidden`.
+    /// With `training`, every layer keeps what `backward` needs (and adapters their caches).
+    public func forward(_ batch: TokenBatch, workspace ws: EncoderWorkspace, training: Bool) {
+        let B = batch.batch, T = batch.seq, N = B * T
+        let C = config.hiddenSize, F = config.intermediateSize
+        let H = config.numAttentionHeads, hs = config.headSize
+        precondition(T <= config.maxPositionEmbeddings, "sequence length \(T) exceeds max_position_embeddings")
+        ws.prepare(batch: B, seq: T)
+        guard N > 0 else { return }
+        for i in 0..<N { ws.mask.data[i] = batch.mask[i] }
+        batch.ids.withUnsafeBufferPointer { ids in
+            guard let base = ids.baseAddress else { return }
+            Embeddings.forward(sum: ws.sum.data, ids: base, word: wordEmbeddings.data,
+                               position: positionEmbeddings.data, tokenType: tokenTypeEmbeddings.data,
+                               batch: B, seq: T, width: C)
+        }
+        LayerNorm.forward(out: ws.hidden.data, xhat: nil, rstd: nil, x: ws.sum.data,
+                          gamma: embeddingLNGamma.data, beta: embeddingLNBeta.data,
+                          rows: N, width: C, eps: config.layerNormEps)
+        let eps = config.layerNormEps
+        for (l, layer) in layers.enumerated() {
+            let c = ws.caches[l]
+            let h = ws.hidden.data
+            let a = ws.adapterOut.data
+            layer.query.forward(y: c.q.data, x: h, rows: N, scratch: a, saveForBackward: training)
+            layer.key.forward(y: c.k.data, x: h, rows: N, scratch: a, saveForBackward: training)
+            layer.value.forward(y: c.v.data, x: h, rows: N, scratch: a, saveForBackward: training)
+            SelfAttention.forward(ctx: ws.ctx.data, probs: c.probs.data, q: c.q.data, k: c.k.data, v: c.v.data,
+                                  mask: ws.mask.data, batch: B, seq: T, heads: H, headSize: hs)
+            // h1 = LN1(Lin_o(ctx) + h)
+            layer.attentionOutput.forward(y: ws.sum.data, x: ws.ctx.data, rows: N, scratch: a, saveForBackward: training)
+            addInPlace(ws.sum.data, h, N * C)
+            LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data,
+                              gamma: layer.ln1Gamma.data, beta: layer.ln1Beta.data, rows: N, width: C, eps: eps)
+            // u = Lin_i(h1); g = GELU(u)
+            layer.intermediate.forward(y: c.u.data, x: ws.h1.data, rows: N, scratch: a, saveForBackward: training)
+            GELU.forward(out: ws.gelu.data, x: c.u.data, count: N * F)
+            // out = LN2(Lin_out(g) + h1)
+            layer.output.forward(y: ws.sum.data, x: ws.gelu.data, rows: N, scratch: a, saveForBackward: training)
+            addInPlace(ws.sum.data, ws.h1.data, N * C)
+            LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data,
+                              gamma: layer.ln2Gamma.data, beta: layer.ln2Beta.data, rows: N, width: C, eps: eps)
+        }
+    }
+
+    // MARK: backward
+
+    /// Given dL/d(final hidden) in `ws.dHidden` [B*T, C], runs the layers backwards, accumulating
+    /// adapter gradients. The gradient into the embeddings is not formed (they are frozen) unless
+    /// `inputGradient` asks for dL/d(embedding LayerNorm output), left in `ws.dHidden` (tests use it).
+    public func backward(batch B: Int, seq T: Int, workspace ws: EncoderWorkspace, inputGradient: Bool = false) {
+        let N = B * T
+        let C = config.hiddenSize, F = config.intermediateSize
+        let H = config.numAttentionHeads, hs = config.headSize
+        for l in stride(from: layers.count - 1, through: 0, by: -1) {
+            let layer = layers[l]
+            let c = ws.caches[l]
+            let s1 = ws.adapterOut.data, s2 = ws.adapterGrad.data
+            // out = LN2(s2), s2 = Lin_out(g) + h1  =>  dS2 = LN2'(dout); dh1 = dS2 (residual) + ...
+            LayerNorm.backward(dx: ws.dSum.data, dgamma: nil, dbeta: nil, dout: ws.dHidden.data,
+                               xhat: c.xhat2.data, rstd: c.rstd2.data, gamma: layer.ln2Gamma.data, rows: N, width: C)
+            // dg = Lin_out'(dS2); du = dg * GELU'(u)
+            layer.output.backward(dx: ws.dGelu.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
+            GELU.backward(dx: ws.dGelu.data, dout: ws.dGelu.data, x: c.u.data, count: N * F)
+            // dh1 = Lin_i'(du) + dS2
+            ws.dH1.data.update(from: ws.dSum.data, count: N * C)
+            layer.intermediate.backward(dx: ws.dH1.data, dy: ws.dGelu.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            // h1 = LN1(s1), s1 = Lin_o(ctx) + h  =>  dS1 = LN1'(dh1); dh = dS1 (residual) + ...
+            LayerNorm.backward(dx: ws.dSum.data, dgamma: nil, dbeta: nil, dout: ws.dH1.data,
+                               xhat: c.xhat1.data, rstd: c.rstd1.data, gamma: layer.ln1Gamma.data, rows: N, width: C)
+            layer.attentionOutput.backward(dx: ws.dCtx.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
+            SelfAttention.backward(dq: ws.dQ.data, dk: ws.dK.data, dv: ws.dV.data, dctx: ws.dCtx.data, probs: c.probs.data,
+                                   q: c.q.data, k: c.k.data, v: c.v.data, scratch: ws.attnScratch.data,
+                                   batch: B, seq: T, heads: H, headSize: hs)
+            // dh = Lin_q'(dq) + Lin_k'(dk) + Lin_v'(dv) + dS1; not needed below layer 0.
+            let dh: UnsafeMutablePointer<Float>? = (l > 0 || inputGradient) ? ws.dHidden.data : nil
+            if let dh { dh.update(from: ws.dSum.data, count: N * C) }
+            layer.query.backward(dx: dh, dy: ws.dQ.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            layer.key.backward(dx: dh, dy: ws.dK.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            layer.value.backward(dx: dh, dy: ws.dV.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+        }
+    }
+
+    @inline(__always)
+    private func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n { a[i] += b[i] }
+    }
+}
+
+/// Activation and gradient buffers for one encoder, sized once for the largest batch
+/// (maxBatch x maxSeq rows) and reshaped per batch. Per layer, exactly what backward needs:
+/// q, k, v [N,C]; probs [B,H,T,T]; xhat1, xhat2 [N,C]; rstd1, rstd2 [N]; u [N,F].
+public final class EncoderWorkspace: @unchecked Sendable {
+    public final class LayerCache: @unchecked Sendable {
+        let q, k, v, probs, xhat1, xhat2, rstd1, rstd2, u: Tensor
+        init(rows: Int, C: Int, F: Int, attention: Int) {
+            q = Tensor([rows, C]); k = Tensor([rows, C]); v = Tensor([rows, C])
+            probs = Tensor([attention])
+            xhat1 = Tensor([rows, C]); xhat2 = Tensor([rows, C])
+            rstd1 = Tensor([rows]); rstd2 = Tensor([rows])
+            u = Tensor([rows, F])
+        }
+    }
+
+    public let maxBatch: Int
+    public let maxSeq: Int
+    let caches: [LayerCache]
+    /// Final hidden states [N, C] after `forward`; the input gradient buffer for `backward`.
+    public let hidden: Tensor
+    public let dHidden: Tensor
+    let mask, sum, ctx, h1, gelu, adapterOut, adapterGrad: Tensor
+    let dSum, dGelu, dH1, dCtx, dQ, dK, dV, attnScratch: Tensor
+
+    public init(config: BertConfiguration, maxBatch: Int, maxSeq: Int) {
+        let rows = maxBatch * maxSeq
+        let C = config.hiddenSize, F = config.intermediateSize, H = config.numAttentionHeads
+        self.maxBatch = maxBatch
+        self.maxSeq = maxSeq
+        caches = (0..<config.numHiddenLayers).map { _ in
+            LayerCache(rows: rows, C: C, F: F, attention: maxBatch * H * maxSeq * maxSeq)
+        }
+        hidden = Tensor([rows, C]); dHidden = Tensor([rows, C])
+        mask = Tensor([rows]); sum = Tensor([rows, C]); ctx = Tensor([rows, C]); h1 = Tensor([rows, C])
+        gelu = Tensor([rows, F]); adapterOut = Tensor([rows, max(C, F)]); adapterGrad = Tensor([rows, max(C, F)])
+        dSum = Tensor([rows, C]); dGelu = Tensor([rows, F]); dH1 = Tensor([rows, C]); dCtx = Tensor([rows, C])
+        dQ = Tensor([rows, C]); dK = Tensor([rows, C]); dV = Tensor([rows, C])
+        attnScratch = Tensor([maxSeq * maxSeq])
+    }
+
+    /// Checks that a batch fits.
+    func prepare(batch: Int, seq: Int) {
+        precondition(batch <= maxBatch && seq <= maxSeq,
+                     "batch \(batch)x\(seq) exceeds the workspace \(maxBatch)x\(maxSeq)")
+    }
+
+    /// The mask of the last forward, [B*T].
+    public var maskPointer: UnsafePointer<Float> { UnsafePointer(mask.data) }
+}

@@ -1,0 +1,86 @@
+import Foundation
+
+/// LayerNorm over the last dimension: BERT is post-LN, eps comes from `config.json`
+/// (1e-12 for MiniLM, not GPT-2's 1e-5).
+public enum LayerNorm {
+    /// out[N,C] = (x - mean(x)) * rstd * gamma + beta, rstd = 1 / sqrt(var(x) + eps), per row.
+    /// When `xhat` and `rstd` are given, saves xhat[N,C] = (x - mean) * rstd and rstd[N] for backward.
+    /// `out` may alias `x`.
+    public static func forward(
+        out: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
+        x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        rows: Int, width: Int, eps: Float
+    ) {
+        let C = width
+        let job = UncheckedSendable((out, xhat, rstd, x, gamma, beta))  // disjoint rows per chunk
+        Parallel.forEachChunk(count: rows, minRowsPerChunk: 16) { _, range in
+            let (out, xhat, rstd, x, gamma, beta) = job.value
+            for r in range {
+                let xr = x + r * C
+                var sum: Double = 0
+                for c in 0..<C { sum += Double(xr[c]) }
+                let mean = sum / Double(C)
+                var sq: Double = 0
+                for c in 0..<C {
+                    let dlt = Double(xr[c]) - mean
+                    sq += dlt * dlt
+                }
+                let rs = Float(1.0 / (sq / Double(C) + Double(eps)).squareRoot())
+                let m = Float(mean)
+                let orow = out + r * C
+                if let xhat {
+                    let hrow = xhat + r * C
+                    for c in 0..<C {
+                        let h = (xr[c] - m) * rs
+                        hrow[c] = h
+                        orow[c] = h * gamma[c] + beta[c]
+                    }
+                } else {
+                    for c in 0..<C { orow[c] = (xr[c] - m) * rs * gamma[c] + beta[c] }
+                }
+                rstd?[r] = rs
+            }
+        }
+    }
+
+    /// Differentiates out = xhat * gamma + beta, xhat = (x - mean) * rstd:
+    /// with g = dout * gamma, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (written, or added
+    /// with `accumulate`); dgamma += sum_rows dout * xhat; dbeta += sum_rows dout (when non-nil;
+    /// those reductions run on the calling thread, in row order).
+    public static func backward(
+        dx: UnsafeMutablePointer<Float>?, dgamma: UnsafeMutablePointer<Float>?, dbeta: UnsafeMutablePointer<Float>?,
+        dout: UnsafePointer<Float>, xhat: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>, rows: Int, width: Int, accumulate: Bool = false
+    ) {
+        let C = width
+        if let dx {
+            let job = UncheckedSendable((dx, dout, xhat, rstd, gamma))  // disjoint rows per chunk
+            Parallel.forEachChunk(count: rows, minRowsPerChunk: 16) { _, range in
+                let (dx, dout, xhat, rstd, gamma) = job.value
+                for r in range {
+                    let dor = dout + r * C, hr = xhat + r * C, dxr = dx + r * C
+                    var sumG: Float = 0, sumGH: Float = 0
+                    for c in 0..<C {
+                        let g = dor[c] * gamma[c]
+                        sumG += g
+                        sumGH += g * hr[c]
+                    }
+                    let meanG = sumG / Float(C), meanGH = sumGH / Float(C)
+                    let rs = rstd[r]
+                    if accumulate {
+                        for c in 0..<C { dxr[c] += rs * (dor[c] * gamma[c] - meanG - hr[c] * meanGH) }
+                    } else {
+                        for c in 0..<C { dxr[c] = rs * (dor[c] * gamma[c] - meanG - hr[c] * meanGH) }
+                    }
+                }
+            }
+        }
+        if dgamma != nil || dbeta != nil {
+            for r in 0..<rows {
+                let dor = dout + r * C, hr = xhat + r * C
+                if let dgamma { for c in 0..<C { dgamma[c] += dor[c] * hr[c] } }
+                if let dbeta { for c in 0..<C { dbeta[c] += dor[c] } }
+            }
+        }
+    }
+}

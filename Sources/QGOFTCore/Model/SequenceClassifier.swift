@@ -1,0 +1,114 @@
+import Foundation
+
+/// The trainable classification head on the un-normalised mean-pooled vector (the peer's
+/// `head_input=mean`): logits[B,K] = pooled[B,C] W^T + b, initialised like `torch.nn.Linear`
+/// (uniform in +-1/sqrt(C), from the run's seed).
+public final class ClassificationHead: @unchecked Sendable {
+    /// Module path used in snapshot files (PEFT's `modules_to_save` naming).
+    public static let module = "classifier"
+    public let weight: Parameter
+    public let bias: Parameter
+    public let width: Int
+    public let classes: Int
+
+    public init(width: Int, classes: Int, rng: inout SplitMix64) {
+        self.width = width
+        self.classes = classes
+        let bound = 1 / Float(width).squareRoot()
+        let w = Tensor([classes, width]), b = Tensor([classes])
+        for i in 0..<w.count { w[i] = (rng.nextFloat() * 2 - 1) * bound }
+        for i in 0..<b.count { b[i] = (rng.nextFloat() * 2 - 1) * bound }
+        weight = Parameter(name: "weight", value: w, decays: true)
+        bias = Parameter(name: "bias", value: b, decays: false)
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+}
+
+/// Frozen encoder + adapters + mean pooling + head + cross-entropy: one training step's forward
+/// and backward, evaluation, and sentence embeddings (mean pooling + L2 normalisation).
+public final class SequenceClassifier: @unchecked Sendable {
+    public let encoder: BertEncoder
+    public let head: ClassificationHead
+    public let workspace: EncoderWorkspace
+    /// pooled [B,C], logits/probs/dlogits [B,K], dpooled [B,C].
+    let pooled, logits, probs, dlogits, dpooled: Tensor
+
+    public init(encoder: BertEncoder, head: ClassificationHead, maxBatch: Int, maxSeq: Int) {
+        self.encoder = encoder
+        self.head = head
+        workspace = EncoderWorkspace(config: encoder.config, maxBatch: maxBatch, maxSeq: maxSeq)
+        let C = encoder.config.hiddenSize, K = head.classes
+        pooled = Tensor([maxBatch, C]); dpooled = Tensor([maxBatch, C])
+        logits = Tensor([maxBatch, K]); probs = Tensor([maxBatch, K]); dlogits = Tensor([maxBatch, K])
+        for lin in encoder.adaptedLinears { lin.adapter?.reserve(rows: maxBatch * maxSeq) }
+    }
+
+    /// All trainable tensors with their module paths: adapters in model order, then the head.
+    public var trainableParameters: [(module: String, parameter: Parameter)] {
+        var out: [(String, Parameter)] = []
+        for lin in encoder.adaptedLinears {
+            for p in lin.adapter?.parameters ?? [] { out.append((lin.module, p)) }
+        }
+        for p in head.parameters { out.append((ClassificationHead.module, p)) }
+        return out
+    }
+
+    /// Total number of trainable scalars.
+    public var trainableParameterCount: Int { trainableParameters.reduce(0) { $0 + $1.parameter.count } }
+
+    /// Sum of the adapters' orthogonality penalties; with `gradientScale` (lambda), adds its gradient.
+    public func penalty(gradientScale: Float?) -> Double {
+        encoder.adaptedLinears.reduce(0) { $0 + ($1.adapter?.penalty(gradientScale: gradientScale) ?? 0) }
+    }
+
+    /// Forward and backward of one batch: accumulates d(task + lambda * penalty)/d(trainable) into
+    /// the parameters' grads (the caller zeroes them). Returns the task loss, penalty and hits.
+    public func trainStep(_ batch: TokenBatch, lambda: Double) -> (taskLoss: Double, penalty: Double, correct: Int) {
+        let B = batch.batch, T = batch.seq, C = encoder.config.hiddenSize, K = head.classes
+        encoder.forward(batch, workspace: workspace, training: true)
+        let (loss, correct) = headForward(batch)
+        // logits = pooled W^T + b; loss = CE(logits)
+        CrossEntropy.backward(dlogits: dlogits.data, probs: probs.data, labels: batch.labels, batch: B, classes: K)
+        Linear.backward(dx: dpooled.data, dweight: head.weight.grad.data, dbias: head.bias.grad.data,
+                        dy: dlogits.data, x: pooled.data, weight: head.weight.value.data,
+                        rows: B, inWidth: C, outWidth: K)
+        MeanPooling.backward(dh: workspace.dHidden.data, dpooled: dpooled.data, mask: workspace.maskPointer,
+                             batch: B, seq: T, width: C)
+        encoder.backward(batch: B, seq: T, workspace: workspace)
+        let pen = penalty(gradientScale: lambda > 0 ? Float(lambda) : nil)
+        return (loss, pen, correct)
+    }
+
+    /// Forward only: mean cross-entropy and argmax hits of a labelled batch.
+    public func evaluate(_ batch: TokenBatch) -> (loss: Double, correct: Int) {
+        encoder.forward(batch, workspace: workspace, training: false)
+        return headForward(batch)
+    }
+
+    /// Logits [B*K] of the last `evaluate`/`trainStep` (for tests and export checks).
+    public func lastLogits(batch: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data, count: batch * head.classes)) }
+
+    private func headForward(_ batch: TokenBatch) -> (Double, Int) {
+        let B = batch.batch, T = batch.seq, C = encoder.config.hiddenSize, K = head.classes
+        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, mask: workspace.maskPointer,
+                            batch: B, seq: T, width: C)
+        Linear.forward(y: logits.data, x: pooled.data, weight: head.weight.value.data, bias: head.bias.value.data,
+                       rows: B, inWidth: C, outWidth: K)
+        return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: batch.labels, batch: B, classes: K)
+    }
+}
+
+/// Sentence embeddings the sentence-transformers way: mean pooling over real tokens, L2 normalised.
+public enum SentenceEmbedding {
+    /// Embeddings [B][C] and the norms before normalisation, for a batch (labels are ignored).
+    public static func embed(_ batch: TokenBatch, encoder: BertEncoder, workspace: EncoderWorkspace) -> (embeddings: [[Float]], norms: [Float]) {
+        let B = batch.batch, T = batch.seq, C = encoder.config.hiddenSize
+        encoder.forward(batch, workspace: workspace, training: false)
+        let pooled = Tensor([B, C]), out = Tensor([B, C])
+        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, mask: workspace.maskPointer, batch: B, seq: T, width: C)
+        let norms = MeanPooling.l2Normalize(out: out.data, x: pooled.data, rows: B, width: C)
+        let flat = out.array
+        return ((0..<B).map { Array(flat[($0 * C)..<($0 * C + C)]) }, norms)
+    }
+}

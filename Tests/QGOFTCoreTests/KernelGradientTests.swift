@@ -1,0 +1,144 @@
+import XCTest
+@testable import QGOFTCore
+
+/// Finite-difference checks of every backward kernel of the encoder and head (STYLE.md point 5).
+final class KernelGradientTests: XCTestCase {
+    var rng = SplitMix64(seed: 42)
+
+    func testLayerNormBackward() {
+        let N = 3, C = 7
+        let x = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng, scale: 2))
+        let gamma = Tensor(shape: [C], values: GradientCheck.random(C, &rng))
+        let beta = Tensor(shape: [C], values: GradientCheck.random(C, &rng))
+        let r = GradientCheck.random(N * C, &rng)
+        let out = Tensor([N, C]), xhat = Tensor([N, C]), rstd = Tensor([N])
+        func loss() -> Double {
+            LayerNorm.forward(out: out.data, xhat: xhat.data, rstd: rstd.data, x: x.data, gamma: gamma.data,
+                              beta: beta.data, rows: N, width: C, eps: 1e-12)
+            return GradientCheck.dot(out.data, r)
+        }
+        _ = loss()
+        let dx = Tensor([N, C]), dg = Tensor([C]), db = Tensor([C]), dout = Tensor(shape: [N, C], values: r)
+        LayerNorm.backward(dx: dx.data, dgamma: dg.data, dbeta: db.data, dout: dout.data, xhat: xhat.data,
+                           rstd: rstd.data, gamma: gamma.data, rows: N, width: C)
+        GradientCheck.check("layernorm.dx", input: x.data, count: N * C, analytic: dx.array, loss: loss)
+        GradientCheck.check("layernorm.dgamma", input: gamma.data, count: C, analytic: dg.array, loss: loss)
+        GradientCheck.check("layernorm.dbeta", input: beta.data, count: C, analytic: db.array, loss: loss)
+    }
+
+    func testGELUBackwardAndValues() {
+        let n = 11
+        let x = Tensor(shape: [n], values: (0..<n).map { Float($0 - 5) * 0.7 })
+        let r = GradientCheck.random(n, &rng)
+        let out = Tensor([n])
+        func loss() -> Double {
+            GELU.forward(out: out.data, x: x.data, count: n)
+            return GradientCheck.dot(out.data, r)
+        }
+        _ = loss()
+        // exact erf GELU, not the tanh approximation: gelu(1) = 0.841344746..., tanh form gives 0.841192
+        let one = Tensor(shape: [1], values: [1]), y = Tensor([1])
+        GELU.forward(out: y.data, x: one.data, count: 1)
+        XCTAssertEqual(y[0], 0.8413447, accuracy: 2e-7)
+        let dx = Tensor([n]), dout = Tensor(shape: [n], values: r)
+        GELU.backward(dx: dx.data, dout: dout.data, x: x.data, count: n)
+        GradientCheck.check("gelu.dx", input: x.data, count: n, analytic: dx.array, loss: loss)
+    }
+
+    func testLinearBackward() {
+        let N = 3, I = 5, O = 4
+        let x = Tensor(shape: [N, I], values: GradientCheck.random(N * I, &rng))
+        let w = Tensor(shape: [O, I], values: GradientCheck.random(O * I, &rng))
+        let b = Tensor(shape: [O], values: GradientCheck.random(O, &rng))
+        let r = GradientCheck.random(N * O, &rng)
+        let y = Tensor([N, O])
+        func loss() -> Double {
+            Linear.forward(y: y.data, x: x.data, weight: w.data, bias: b.data, rows: N, inWidth: I, outWidth: O)
+            return GradientCheck.dot(y.data, r)
+        }
+        _ = loss()
+        let dx = Tensor([N, I]), dw = Tensor([O, I]), db = Tensor([O]), dy = Tensor(shape: [N, O], values: r)
+        Linear.backward(dx: dx.data, dweight: dw.data, dbias: db.data, dy: dy.data, x: x.data, weight: w.data,
+                        rows: N, inWidth: I, outWidth: O)
+        GradientCheck.check("linear.dx", input: x.data, count: N * I, analytic: dx.array, loss: loss)
+        GradientCheck.check("linear.dw", input: w.data, count: O * I, analytic: dw.array, loss: loss)
+        GradientCheck.check("linear.db", input: b.data, count: O, analytic: db.array, loss: loss)
+    }
+
+    func testSelfAttentionBackwardWithPadding() {
+        let B = 2, T = 4, H = 2, hs = 3, C = H * hs, N = B * T
+        let q = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
+        let k = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
+        let v = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
+        let mask = Tensor(shape: [N], values: [1, 1, 1, 1, 1, 1, 0, 0])  // second sequence padded
+        let r = GradientCheck.random(N * C, &rng)
+        let ctx = Tensor([N, C]), probs = Tensor([B * H * T * T])
+        func loss() -> Double {
+            SelfAttention.forward(ctx: ctx.data, probs: probs.data, q: q.data, k: k.data, v: v.data, mask: mask.data,
+                                  batch: B, seq: T, heads: H, headSize: hs)
+            return GradientCheck.dot(ctx.data, r)
+        }
+        _ = loss()
+        // padded keys get probability exactly zero
+        for h in 0..<H { for i in 0..<T { for j in 2..<T { XCTAssertEqual(probs[((1 * H + h) * T + i) * T + j], 0) } } }
+        let dq = Tensor([N, C]), dk = Tensor([N, C]), dv = Tensor([N, C]), dctx = Tensor(shape: [N, C], values: r)
+        let scratch = Tensor([T * T])
+        SelfAttention.backward(dq: dq.data, dk: dk.data, dv: dv.data, dctx: dctx.data, probs: probs.data,
+                               q: q.data, k: k.data, v: v.data, scratch: scratch.data, batch: B, seq: T, heads: H, headSize: hs)
+        GradientCheck.check("attention.dq", input: q.data, count: N * C, analytic: dq.array, loss: loss)
+        GradientCheck.check("attention.dk", input: k.data, count: N * C, analytic: dk.array, loss: loss)
+        GradientCheck.check("attention.dv", input: v.data, count: N * C, analytic: dv.array, loss: loss)
+    }
+
+    func testMeanPoolingBackward() {
+        let B = 2, T = 3, C = 4
+        let h = Tensor(shape: [B * T, C], values: GradientCheck.random(B * T * C, &rng))
+        let mask = Tensor(shape: [B * T], values: [1, 1, 1, 1, 0, 0])
+        let r = GradientCheck.random(B * C, &rng)
+        let pooled = Tensor([B, C])
+        func loss() -> Double {
+            MeanPooling.forward(pooled: pooled.data, h: h.data, mask: mask.data, batch: B, seq: T, width: C)
+            return GradientCheck.dot(pooled.data, r)
+        }
+        _ = loss()
+        let dh = Tensor([B * T, C]), dp = Tensor(shape: [B, C], values: r)
+        MeanPooling.backward(dh: dh.data, dpooled: dp.data, mask: mask.data, batch: B, seq: T, width: C)
+        GradientCheck.check("meanpool.dh", input: h.data, count: B * T * C, analytic: dh.array, loss: loss)
+    }
+
+    func testCrossEntropyBackward() {
+        let B = 3, K = 4
+        let logits = Tensor(shape: [B, K], values: GradientCheck.random(B * K, &rng, scale: 3))
+        let labels = [2, 0, 3]
+        let probs = Tensor([B, K])
+        func loss() -> Double {
+            CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: labels, batch: B, classes: K).loss
+        }
+        _ = loss()
+        let dl = Tensor([B, K])
+        CrossEntropy.backward(dlogits: dl.data, probs: probs.data, labels: labels, batch: B, classes: K)
+        GradientCheck.check("crossentropy.dlogits", input: logits.data, count: B * K, analytic: dl.array, loss: loss)
+    }
+
+    func testEmbeddingsBackward() {
+        let B = 2, T = 3, C = 4, V = 5
+        let ids: [Int32] = [1, 4, 1, 0, 2, 3]
+        let word = Tensor(shape: [V, C], values: GradientCheck.random(V * C, &rng))
+        let pos = Tensor(shape: [T, C], values: GradientCheck.random(T * C, &rng))
+        let typ = Tensor(shape: [1, C], values: GradientCheck.random(C, &rng))
+        let r = GradientCheck.random(B * T * C, &rng)
+        let sum = Tensor([B * T, C])
+        func loss() -> Double {
+            ids.withUnsafeBufferPointer { Embeddings.forward(sum: sum.data, ids: $0.baseAddress!, word: word.data, position: pos.data,
+                                                              tokenType: typ.data, batch: B, seq: T, width: C) }
+            return GradientCheck.dot(sum.data, r)
+        }
+        _ = loss()
+        let dw = Tensor([V, C]), dp = Tensor([T, C]), dt = Tensor([C]), ds = Tensor(shape: [B * T, C], values: r)
+        ids.withUnsafeBufferPointer { Embeddings.backward(dword: dw.data, dposition: dp.data, dtokenType: dt.data, dsum: ds.data,
+                                                           ids: $0.baseAddress!, batch: B, seq: T, width: C) }
+        GradientCheck.check("embeddings.dword", input: word.data, count: V * C, analytic: dw.array, loss: loss)
+        GradientCheck.check("embeddings.dposition", input: pos.data, count: T * C, analytic: dp.array, loss: loss)
+        GradientCheck.check("embeddings.dtokentype", input: typ.data, count: C, analytic: dt.array, loss: loss)
+    }
+}
