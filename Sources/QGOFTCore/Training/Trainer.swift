@@ -1,0 +1,523 @@
+import Foundation
+
+/// Receives what the trainer produces, on the trainer thread, in order. The session writer
+/// implements it (metrics.jsonl, events.jsonl, snapshots). Calls must be quick; a failure to save
+/// is reported by throwing, and the trainer then pauses instead of dying.
+public protocol TrainerObserver: AnyObject {
+    func record(_ record: MetricRecord) throws
+    func event(_ event: TrainerEvent) throws
+    func stateChanged(_ state: TrainerState) throws
+    /// Writes a complete snapshot and returns where it went.
+    func saveSnapshot(_ checkpoint: TrainerCheckpoint) throws -> String
+}
+
+/// Everything needed to continue a run exactly: parameters, optimizer moments, schedule position,
+/// data-order position, current lambda and learning rates. Tensors are copies.
+public struct TrainerCheckpoint: @unchecked Sendable {
+    public struct Tensors: @unchecked Sendable {
+        /// Module path (`encoder.layer.0.attention.self.query`, `classifier`) and tensor name.
+        public var module: String
+        public var name: String
+        public var value: Tensor
+        public var m: Tensor
+        public var v: Tensor
+    }
+    public var step: Int
+    /// 0-based epoch and position inside its shuffled order of the next batch.
+    public var epoch: Int
+    public var position: Int
+    public var adamSteps: Int
+    public var lambda: Double
+    public var learningRate: Double
+    public var headLearningRate: Double
+    public var tensors: [Tensors]
+    public var bestValAccuracy: Double?
+    public var nanSkipped: Int
+}
+
+/// Fine-tunes a `SequenceClassifier` on a background thread, steered by `TrainerCommand`s.
+///
+/// One step: zero grads, forward + backward of a batch (task loss and lambda * penalty), global
+/// gradient norm, NaN/Inf check (a bad step is not applied: counted, reported, and the run
+/// pauses), optional clipping, AdamW with the scheduled learning rate. Commands are read at step
+/// boundaries; each is acknowledged by an event with the step number. Everything published goes
+/// into an immutable `TrainerSnapshot` swapped under a lock, so readers never block a step.
+public final class Trainer: TrainerControl, @unchecked Sendable {
+    public let config: TrainingConfiguration
+    public let model: SequenceClassifier
+    public let train: TokenizedSet
+    public let validation: TokenizedSet
+    public let schedule: LearningRateSchedule
+    public let stepsPerEpoch: Int
+    /// Guards (`--pause-if`): pause when the largest whole-matrix drift or the step loss exceeds.
+    public var pauseIfDrift: Double?
+    public var pauseIfLoss: Double?
+    /// Snapshot every N steps besides epoch ends, commands and the end (nil: not).
+    public var snapshotEvery: Int?
+    public weak var observer: TrainerObserver?
+
+    private let optimizer: AdamW
+    private let params: [(module: String, parameter: Parameter)]
+    private let anglePairs: [String: [(Int, Int)]]
+
+    // Trainer-thread state.
+    private var step = 0
+    private var epoch = 0
+    private var position = 0
+    private var order: [Int] = []
+    private var lambda: Double
+    private var learningRate: Double
+    private var headLearningRate: Double
+    private var nanSkipped = 0
+    private var bestValAccuracy: Double?
+    private var startTime = Date()
+    private var elapsedBefore: Double = 0
+    private var paused = false
+    private var stepOnce = false
+    private var stopRequested = false
+    private var resumedFromStep: Int?
+
+    // Published state (under `lock`).
+    private let lock = NSCondition()
+    private var pending: [TrainerCommand] = []
+    private var published: TrainerSnapshot
+    private var thread: Thread?
+    private var done = false
+
+    public init(config: TrainingConfiguration, model: SequenceClassifier, train: TokenizedSet,
+                validation: TokenizedSet, run: RunDescription) {
+        self.config = config
+        self.model = model
+        self.train = train
+        self.validation = validation
+        stepsPerEpoch = (train.count + config.batchSize - 1) / config.batchSize
+        var total = config.epochs * stepsPerEpoch
+        if let m = config.maxSteps, m < total { total = m }
+        schedule = LearningRateSchedule(totalSteps: total, warmupFraction: config.warmupFraction)
+        params = model.trainableParameters
+        optimizer = AdamW(parameters: params.map(\.parameter))
+        lambda = config.method == .qgoft ? config.lambda : 0
+        learningRate = config.learningRate
+        headLearningRate = config.headLearningRate ?? config.learningRate
+        // A fixed sample of neuron pairs per adapted layer, chosen once per run (spec: angle adjustment).
+        var rng = SplitMix64(seed: config.seed ^ 0xA11CE)
+        var pairs: [String: [(Int, Int)]] = [:]
+        for lin in model.encoder.adaptedLinears {
+            let n = lin.outWidth
+            pairs[lin.module] = (0..<256).map { _ in
+                let i = Int(rng.next() % UInt64(n))
+                var j = Int(rng.next() % UInt64(n - 1))
+                if j >= i { j += 1 }
+                return (i, j)
+            }
+        }
+        anglePairs = pairs
+        var runDesc = run
+        runDesc.totalSteps = total
+        runDesc.stepsPerEpoch = stepsPerEpoch
+        published = TrainerSnapshot(run: runDesc, state: .starting, step: 0, lambda: lambda, learningRate: learningRate)
+        order = train.epochOrder(seed: config.seed, epoch: 0)
+    }
+
+    /// Total steps of the schedule.
+    public var totalSteps: Int { schedule.totalSteps }
+
+    // MARK: TrainerControl
+
+    public func latestSnapshot() -> TrainerSnapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        return published
+    }
+
+    public func send(_ command: TrainerCommand) {
+        lock.lock()
+        pending.append(command)
+        lock.signal()
+        lock.unlock()
+    }
+
+    // MARK: lifecycle
+
+    /// Continues from a checkpoint: parameters, moments, schedule and data position. Call before `start`.
+    public func restore(_ cp: TrainerCheckpoint, history: [MetricRecord] = [], events: [TrainerEvent] = []) throws {
+        var byKey: [String: TrainerCheckpoint.Tensors] = [:]
+        for t in cp.tensors { byKey[t.module + "." + t.name] = t }
+        for (i, (module, p)) in params.enumerated() {
+            guard let t = byKey[module + "." + p.name] else {
+                throw TrainingError("snapshot has no tensor '\(module).\(p.name)'")
+            }
+            guard t.value.shape == p.shape, t.m.shape == p.shape, t.v.shape == p.shape else {
+                throw TrainingError("snapshot tensor '\(module).\(p.name)' has shape \(t.value.shape), the model expects \(p.shape)")
+            }
+            p.value.copy(from: t.value)
+            optimizer.m[i].copy(from: t.m)
+            optimizer.v[i].copy(from: t.v)
+        }
+        optimizer.restore(stepCount: cp.adamSteps)
+        step = cp.step
+        epoch = cp.epoch
+        position = cp.position
+        order = train.epochOrder(seed: config.seed, epoch: epoch)
+        lambda = cp.lambda
+        learningRate = cp.learningRate
+        headLearningRate = cp.headLearningRate
+        bestValAccuracy = cp.bestValAccuracy
+        nanSkipped = cp.nanSkipped
+        resumedFromStep = cp.step
+        var s = published
+        for r in history where r.step <= cp.step {
+            switch r {
+            case .step(let x): s.steps.append(x)
+            case .eval(let x): s.evals.append(x)
+            case .stats(let x): s.stats.append(x)
+            }
+        }
+        elapsedBefore = s.steps.last?.elapsed ?? 0
+        s.events = events
+        s.step = step
+        s.lambda = lambda
+        s.learningRate = learningRate
+        published = s
+    }
+
+    /// Starts the background thread.
+    public func start() {
+        let t = Thread { [self] in self.run() }
+        t.name = "qgoft-trainer"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Blocks until the trainer thread has ended.
+    public func waitUntilDone() {
+        lock.lock()
+        while !done { lock.wait() }
+        lock.unlock()
+    }
+
+    /// Runs the loop on the calling thread (tests and benchmarks).
+    public func runToCompletion() { run() }
+
+    // MARK: the loop
+
+    private func run() {
+        BLAS.setThreads(config.threads)
+        Parallel.threads = config.threads
+        startTime = Date()
+        if let r = resumedFromStep {
+            emit(.resumed, "resumed at step \(r) of \(schedule.totalSteps)")
+        } else {
+            emit(.started, "started: \(published.run.method) on \(published.run.data), \(schedule.totalSteps) steps")
+        }
+        setState(.running)
+        var endState: TrainerState = .finished
+        loop: while true {
+            if !handleCommands() { endState = .stopped; break }
+            if step >= schedule.totalSteps { break }
+            if paused && !stepOnce {
+                lock.lock()
+                while pending.isEmpty { lock.wait() }
+                lock.unlock()
+                continue loop
+            }
+            let once = stepOnce
+            stepOnce = false
+            trainOneStep()
+            if once { emit(.stepOnce, "ran one step while paused") }
+        }
+        finish(endState)
+    }
+
+    /// Applies queued commands; returns false when the run must stop.
+    private func handleCommands() -> Bool {
+        lock.lock()
+        let cmds = pending
+        pending.removeAll()
+        lock.unlock()
+        for c in cmds {
+            switch c {
+            case .pause:
+                if !paused { pause(reason: "paused by user") }
+            case .resume:
+                if paused {
+                    paused = false
+                    emit(.unpaused, "resumed by user")
+                    setState(.running)
+                }
+            case .stepOnce:
+                if paused { stepOnce = true }
+            case .setLambda(let x):
+                guard x.isFinite, x >= 0 else {
+                    emit(.warning, "lambda \(x) refused: must be a non-negative number")
+                    continue
+                }
+                if config.method != .qgoft {
+                    emit(.warning, "lambda has no effect on \(config.method.rawValue) (strict rotations)")
+                    continue
+                }
+                let old = lambda
+                lambda = x
+                emit(.lambdaChanged, "lambda \(fmt(old)) -> \(fmt(x))", from: old, to: x)
+            case .setLearningRate(let x):
+                guard x.isFinite, x > 0 else {
+                    emit(.warning, "learning rate \(x) refused: must be a positive number")
+                    continue
+                }
+                let old = learningRate
+                headLearningRate *= x / old
+                learningRate = x
+                emit(.lrChanged, "learning rate \(fmt(old)) -> \(fmt(x))", from: old, to: x)
+            case .snapshot:
+                saveSnapshot(reason: "requested")
+            case .evaluate:
+                emit(.evaluationRequested, "evaluation requested")
+                evaluate()
+            case .stop:
+                stopRequested = true
+            }
+        }
+        publishScalars()
+        return !stopRequested
+    }
+
+    private func trainOneStep() {
+        let t0 = Date()
+        if position >= order.count {
+            epoch += 1
+            position = 0
+            order = train.epochOrder(seed: config.seed, epoch: epoch)
+        }
+        let end = min(position + config.batchSize, order.count)
+        let batch = train.batch(order[position..<end])
+        for (_, p) in params { p.zeroGrad() }
+        let (task, pen, _) = model.trainStep(batch, lambda: lambda)
+        let loss = task + lambda * pen
+        var sq: Double = 0
+        for (_, p) in params {
+            let g = p.grad.data
+            for i in 0..<p.count { sq += Double(g[i]) * Double(g[i]) }
+        }
+        let gradNorm = sq.squareRoot()
+        let factor = schedule.factor(step: step)
+        let lrNow = learningRate * factor
+        let finite = loss.isFinite && gradNorm.isFinite
+        if finite {
+            if let clip = config.clipGradNorm, gradNorm > clip {
+                let s = Float(clip / (gradNorm + 1e-6))
+                for (_, p) in params { for i in 0..<p.count { p.grad.data[i] *= s } }
+            }
+            let lrs = params.map { $0.module == ClassificationHead.module ? headLearningRate * factor : lrNow }
+            let wds = params.map { $0.module == ClassificationHead.module && $0.parameter.decays ? config.headWeightDecay : 0 }
+            optimizer.step(learningRates: lrs, weightDecays: wds)
+        }
+        step += 1
+        position = end
+        let dt = Date().timeIntervalSince(t0)
+        let rec = StepRecord(
+            step: step, epoch: Double(step) / Double(stepsPerEpoch), loss: loss, taskLoss: task, penalty: pen,
+            lambda: lambda, lr: lrNow, gradNorm: gradNorm,
+            tokensPerSecond: Double(batch.batch * batch.seq) / max(dt, 1e-9), tokens: batch.batch * batch.seq,
+            elapsed: elapsedBefore + Date().timeIntervalSince(startTime), skipped: !finite)
+        appendStep(rec)
+        if !finite {
+            nanSkipped += 1
+            emit(.nanSkipped, "step \(step) produced \(loss.isFinite ? "a non-finite gradient" : "a non-finite loss") and was not applied (\(nanSkipped) so far)")
+            pause(reason: "NaN/Inf at step \(step)")
+            return
+        }
+        if let lim = pauseIfLoss, loss > lim {
+            emit(.guardTripped, "loss \(fmt(loss)) > \(fmt(lim)) at step \(step)")
+            pause(reason: "guard: loss \(fmt(loss)) > \(fmt(lim))")
+        }
+        let epochEnded = position >= order.count
+        let last = step >= schedule.totalSteps
+        if (config.evalEvery > 0 && step % config.evalEvery == 0) || (config.evalEvery == 0 && epochEnded) || last {
+            evaluate()
+        }
+        if step % max(1, config.statsEvery) == 0 || last || epochEnded { computeStatistics() }
+        if (epochEnded && !last) || (snapshotEvery.map { step % $0 == 0 } ?? false) {
+            saveSnapshot(reason: epochEnded ? "end of epoch \(epoch + 1)" : "every \(snapshotEvery ?? 0) steps")
+        }
+    }
+
+    private func finish(_ state: TrainerState) {
+        if state == .stopped { emit(.stopRequested, "stop requested at step \(step)") }
+        if published.stats.last?.step != step { computeStatistics() }
+        saveSnapshot(reason: state == .stopped ? "final (stopped)" : "final")
+        switch state {
+        case .finished:
+            let best = bestValAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "n/a"
+            emit(.finished, "finished \(step) steps; best validation accuracy \(best)")
+        default:
+            emit(.stopped, "stopped at step \(step)")
+        }
+        setState(state)
+        lock.lock()
+        done = true
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    private func pause(reason: String) {
+        paused = true
+        emit(.paused, reason)
+        setState(.paused(reason: reason))
+    }
+
+    // MARK: evaluation and statistics
+
+    /// Accuracy and mean loss over the validation set, in batches of `batchSize`, file order.
+    public func evaluate() {
+        let t0 = Date()
+        var lossSum: Double = 0, correct = 0
+        var i = 0
+        let idx = Array(0..<validation.count)
+        while i < validation.count {
+            let end = min(i + config.batchSize, validation.count)
+            let b = validation.batch(idx[i..<end])
+            let (l, c) = model.evaluate(b)
+            lossSum += l * Double(end - i)
+            correct += c
+            i = end
+        }
+        let n = max(1, validation.count)
+        let acc = Double(correct) / Double(n)
+        bestValAccuracy = max(bestValAccuracy ?? 0, acc)
+        let rec = EvalRecord(step: step, valLoss: lossSum / Double(n), valAccuracy: acc, samples: validation.count,
+                             seconds: Date().timeIntervalSince(t0))
+        lock.lock()
+        published.evals.append(rec)
+        published.version += 1
+        lock.unlock()
+        notify { try $0.record(.eval(rec)) }
+        emit(.evaluated, String(format: "validation accuracy %.2f%%, loss %.4f (%d sentences)", acc * 100, rec.valLoss, validation.count))
+    }
+
+    /// The spec's statistics for every adapted layer.
+    public func computeStatistics() {
+        var layers: [LayerStatistics] = []
+        for lin in model.encoder.adaptedLinears {
+            guard let a = lin.adapter else { continue }
+            let st = a.statistics(weight: lin.weight.data, dOut: lin.outWidth, anglePairs: anglePairs[lin.module] ?? [])
+            layers.append(LayerStatistics(module: lin.module, layer: lin.layer, target: lin.target, stats: st))
+        }
+        let rec = StatsRecord(step: step, layers: layers)
+        lock.lock()
+        published.stats.append(rec)
+        published.version += 1
+        lock.unlock()
+        notify { try $0.record(.stats(rec)) }
+        if let lim = pauseIfDrift, let worst = layers.max(by: { $0.stats.matrixDrift < $1.stats.matrixDrift }),
+           worst.stats.matrixDrift > lim, !paused {
+            emit(.guardTripped, "drift \(fmt(worst.stats.matrixDrift)) of \(worst.module) > \(fmt(lim))")
+            pause(reason: "guard: drift \(fmt(worst.stats.matrixDrift)) > \(fmt(lim))")
+        }
+    }
+
+    /// A copy of the state needed to continue exactly.
+    public func checkpoint() -> TrainerCheckpoint {
+        let tensors = params.enumerated().map { i, e in
+            TrainerCheckpoint.Tensors(module: e.module, name: e.parameter.name, value: e.parameter.value.clone(),
+                                      m: optimizer.m[i].clone(), v: optimizer.v[i].clone())
+        }
+        return TrainerCheckpoint(step: step, epoch: epoch, position: position, adamSteps: optimizer.stepCount,
+                                 lambda: lambda, learningRate: learningRate, headLearningRate: headLearningRate,
+                                 tensors: tensors, bestValAccuracy: bestValAccuracy, nanSkipped: nanSkipped)
+    }
+
+    private func saveSnapshot(reason: String) {
+        guard let observer else { return }
+        do {
+            let path = try observer.saveSnapshot(checkpoint())
+            emit(.snapshotSaved, "snapshot (\(reason)) saved to \(path)", path: path)
+        } catch {
+            emit(.warning, "snapshot at step \(step) could not be written: \(describe(error))")
+            if !paused && !stopRequested { pause(reason: "cannot write snapshot") }
+        }
+    }
+
+    // MARK: publishing
+
+    private func appendStep(_ rec: StepRecord) {
+        lock.lock()
+        published.steps.append(rec)
+        published.step = step
+        published.version += 1
+        lock.unlock()
+        notify { try $0.record(.step(rec)) }
+    }
+
+    private func publishScalars() {
+        lock.lock()
+        if published.lambda != lambda || published.learningRate != learningRate {
+            published.lambda = lambda
+            published.learningRate = learningRate
+            published.version += 1
+        }
+        lock.unlock()
+    }
+
+    private func setState(_ s: TrainerState) {
+        lock.lock()
+        published.state = s
+        published.lambda = lambda
+        published.learningRate = learningRate
+        published.version += 1
+        lock.unlock()
+        notify { try $0.stateChanged(s) }
+    }
+
+    private func emit(_ kind: TrainerEvent.Kind, _ message: String, from: Double? = nil, to: Double? = nil, path: String? = nil) {
+        let e = TrainerEvent(step: step, kind: kind, message: message, from: from, to: to, path: path)
+        lock.lock()
+        published.events.append(e)
+        published.version += 1
+        lock.unlock()
+        notify { try $0.event(e) }
+    }
+
+    /// Calls the observer; a failure to write becomes a warning in the published events and a
+    /// pause (never a crash), once per kind of failure until it succeeds again.
+    private var observerFailing = false
+    private func notify(_ body: (TrainerObserver) throws -> Void) {
+        guard let observer else { return }
+        do {
+            try body(observer)
+            observerFailing = false
+        } catch {
+            if observerFailing { return }
+            observerFailing = true
+            let e = TrainerEvent(step: step, kind: .warning, message: "cannot write the session: \(describe(error))")
+            lock.lock()
+            published.events.append(e)
+            published.version += 1
+            lock.unlock()
+            if !paused && !stopRequested {
+                paused = true
+                let reason = "cannot write the session (\(describe(error)))"
+                lock.lock()
+                published.state = .paused(reason: reason)
+                published.events.append(TrainerEvent(step: step, kind: .paused, message: reason))
+                published.version += 1
+                lock.unlock()
+            }
+        }
+    }
+
+    private func fmt(_ x: Double) -> String { String(format: "%.4g", x) }
+}
+
+/// Describes an error for a person: LocalizedError's description when it has one.
+public func describe(_ error: Error) -> String {
+    (error as? LocalizedError)?.errorDescription ?? String(describing: error)
+}
+
+/// A training setup that cannot run (bad option, bad data, bad snapshot).
+public struct TrainingError: Error, LocalizedError, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
