@@ -14,7 +14,7 @@ struct QGOFTCommand: ParsableCommand {
             $QGOFT_HOME (default ~/.cache/qgoft).
             """,
         subcommands: [TrainCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
-                      BenchCommand.self, ExportCommand.self],
+                      BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 }
 

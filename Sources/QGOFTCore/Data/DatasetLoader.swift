@@ -279,9 +279,10 @@ public enum DatasetLoader {
 
             let value: JSONValue
             do {
-                value = try JSONLineParser.parse(lineBytes)
-            } catch let e as JSONSyntaxError {
-                throw DatasetError(.invalidJSON, file: file, line: lineNumber, "invalid JSON at column \(e.column): \(e.reason)")
+                var parser = JSONParser(bytes: UnsafeRawBufferPointer(lineBytes), allowDuplicateKeys: true)
+                value = try parser.parseDocument()
+            } catch let e as JSONParser.Failure {
+                throw DatasetError(.invalidJSON, file: file, line: lineNumber, "invalid JSON at column \(e.offset + 1): \(e.message)")
             }
             guard case .object(let members) = value else {
                 throw DatasetError(
@@ -315,10 +316,7 @@ public enum DatasetLoader {
             }
             let labelValue = value[cols.label] ?? .null
             switch labelValue {
-            case .number(let t, true):
-                guard let v = Int(t) else {
-                    throw DatasetError(.badValue, file: file, line: lineNumber, "label \(t) is too large")
-                }
+            case .integer(let v):
                 labels.append(.integer(v))
             case .string(let s):
                 if s.isEmpty {

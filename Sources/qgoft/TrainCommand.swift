@@ -1,0 +1,248 @@
+import ArgumentParser
+import Foundation
+import QGOFTCore
+
+/// `qgoft train`: fine-tune with Givens adapters on a background trainer thread.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune a frozen encoder with (quasi-)Givens adapters.",
+        discussion: """
+            Defaults are the PyTorch peer's experiment: all-MiniLM-L6-v2 on Rotten Tomatoes (the \
+            peer's 7530/1000 split), qGOFT on query,key,value,attention.output.dense,intermediate.dense,\
+            output.dense of every layer, lambda 1e-4, lr 3e-3, batch 32, max length 64, 3 epochs, \
+            6% warm-up then linear decay, AdamW without weight decay, seed 0.
+            """)
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: .long, help: "Data: rotten-tomatoes, imdb, or a CSV/TSV/JSONL file.")
+    var data: String = "rotten-tomatoes"
+    @Option(name: .customLong("text-column"), help: "Text column of a data file (default: text).")
+    var textColumn: String?
+    @Option(name: .customLong("label-column"), help: "Label column of a data file (default: label).")
+    var labelColumn: String?
+    @Option(name: .customLong("val-fraction"), help: "Validation share for data without a reference split.")
+    var validationFraction: Double = 0.1
+
+    @Option(name: .long, help: "Adapter method: qgoft or goft.")
+    var method: String = "qgoft"
+    @Option(name: .long, help: "Block layout: tree (the paper's, d-1 blocks) or butterfly (all coordinates paired in every stage).")
+    var layout: String = "tree"
+    @Flag(name: .customLong("no-scaling"), help: "GOFT without the diag(s) norm scaling.")
+    var noScaling = false
+    @Option(name: .long, help: "Comma-separated linear layers to adapt.")
+    var targets: String = "query,key,value,attention.output.dense,intermediate.dense,output.dense"
+    @Option(name: .long, help: "Comma-separated encoder layers to adapt (default: all).")
+    var layers: String?
+
+    @Option(name: .customLong("lambda"), help: "Soft orthogonality penalty strength (qGOFT).")
+    var lambda: Double = 1e-4
+    @Option(name: .long, help: "Peak learning rate.")
+    var lr: Double = 3e-3
+    @Option(name: .customLong("head-lr"), help: "Peak learning rate of the head (default: --lr).")
+    var headLR: Double?
+    @Option(name: .long, help: "Epochs.")
+    var epochs: Int = 3
+    @Option(name: .customLong("max-steps"), help: "Stop after this many steps (the schedule is laid over them).")
+    var maxSteps: Int?
+    @Option(name: .customLong("batch-size"), help: "Sentences per step.")
+    var batchSize: Int = 32
+    @Option(name: .customLong("max-len"), help: "Truncation length in tokens, [CLS] and [SEP] included.")
+    var maxLength: Int = 64
+    @Option(name: .customLong("warmup-frac"), help: "Share of steps spent warming up.")
+    var warmupFraction: Double = 0.06
+    @Option(name: .customLong("head-wd"), help: "AdamW weight decay of the head (adapters never decay).")
+    var headWeightDecay: Double = 0
+    @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm to this (default: off).")
+    var clipGradNorm: Double?
+    @Option(name: .long, help: "Seed of the head initialisation and data order.")
+    var seed: UInt64 = 0
+    @Option(name: .long, help: "Threads for BLAS and the elementwise kernels.")
+    var threads: Int = 2
+    @Option(name: .customLong("eval-every"), help: "Evaluate every N steps (0: at the end of every epoch).")
+    var evalEvery: Int = 0
+    @Option(name: .customLong("stats-every"), help: "Compute adapter statistics every N steps.")
+    var statsEvery: Int = 50
+
+    @Flag(name: .long, help: "Print progress lines instead of opening the workbench (automatic when stdout is not a terminal).")
+    var headless = false
+    @Option(name: .customLong("log-every"), help: "Headless: a progress line every N steps.")
+    var logEvery: Int = 50
+    @Option(name: .customLong("pause-if"), help: "Pause when a guard trips: drift>X (largest ||Q^T Q - I||_F/sqrt(d)) or loss>X. Repeatable.")
+    var pauseIf: [String] = []
+    @Option(name: .customLong("snapshot-every"), help: "Also snapshot every N steps (epoch ends, the end and requests always do).")
+    var snapshotEvery: Int?
+    @Option(name: .long, help: "Write a JSON summary of the run to this file.")
+    var out: String?
+
+    func configuration() throws -> TrainingConfiguration {
+        var c = TrainingConfiguration()
+        c.model = model.model
+        c.data = data
+        c.textColumn = textColumn
+        c.labelColumn = labelColumn
+        c.validationFraction = validationFraction
+        guard let m = AdapterMethod(rawValue: method) else {
+            throw TrainingError("--method \(method): unknown; choose \(AdapterMethod.allCases.map(\.rawValue).joined(separator: " or "))")
+        }
+        c.method = m
+        guard let l = GivensLayoutKind(rawValue: layout) else {
+            throw TrainingError("--layout \(layout): unknown; choose tree or butterfly")
+        }
+        c.layout = l
+        c.goftScaling = !noScaling
+        c.targets = TrainingConfiguration.normalizeTargets(targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        if let layers {
+            c.layers = try layers.split(separator: ",").map {
+                guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else {
+                    throw TrainingError("--layers \(layers): '\($0)' is not a layer number")
+                }
+                return v
+            }
+        }
+        c.lambda = lambda
+        c.learningRate = lr
+        c.headLearningRate = headLR
+        c.epochs = epochs
+        c.maxSteps = maxSteps
+        c.batchSize = batchSize
+        c.maxLength = maxLength
+        c.warmupFraction = warmupFraction
+        c.headWeightDecay = headWeightDecay
+        c.clipGradNorm = clipGradNorm
+        c.seed = seed
+        c.threads = threads
+        c.evalEvery = evalEvery
+        c.statsEvery = statsEvery
+        try RunBuilder.validate(c)
+        return c
+    }
+
+    /// Parses `--pause-if drift>X` / `loss>X`.
+    func guards() throws -> (drift: Double?, loss: Double?) {
+        var drift: Double?, loss: Double?
+        for g in pauseIf {
+            let parts = g.split(separator: ">", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let v = Double(parts[1]), v.isFinite else {
+                throw TrainingError("--pause-if \(g): expected drift>X or loss>X with a number X")
+            }
+            switch parts[0] {
+            case "drift": drift = v
+            case "loss": loss = v
+            default: throw TrainingError("--pause-if \(g): unknown quantity '\(parts[0])'; use drift or loss")
+            }
+        }
+        return (drift, loss)
+    }
+
+    func run() throws {
+        try runReporting {
+            let config = try configuration()
+            let (driftGuard, lossGuard) = try guards()
+            guard logEvery >= 1 else { throw TrainingError("--log-every \(logEvery): must be at least 1") }
+            if let s = snapshotEvery, s < 1 { throw TrainingError("--snapshot-every \(s): must be at least 1") }
+            BLAS.setThreads(config.threads)
+            Parallel.threads = config.threads
+            let prepared = try RunBuilder.prepare(config, store: AssetStore(), progress: progressLine)
+            if prepared.train.truncated + prepared.validation.truncated > 0 {
+                progressLine("note: \(prepared.train.truncated + prepared.validation.truncated) texts are longer than \(config.maxLength) tokens and were truncated")
+            }
+            let trainer = Trainer(config: config, model: prepared.classifier, train: prepared.train,
+                                  validation: prepared.validation, run: prepared.run)
+            trainer.pauseIfDrift = driftGuard
+            trainer.pauseIfLoss = lossGuard
+            trainer.snapshotEvery = snapshotEvery
+            let stopper = SignalStopper { trainer.send(.stop) }
+            trainer.start()
+            HeadlessReporter(logEvery: logEvery).follow(trainer)
+            trainer.waitUntilDone()
+            withExtendedLifetime(stopper) {}
+            let snap = trainer.latestSnapshot()
+            if let out { try writeSummary(snap, prepared: prepared, to: out) }
+            if case .failed(let msg) = snap.state { throw TrainingError("training failed: \(msg)") }
+        }
+    }
+
+    func writeSummary(_ s: TrainerSnapshot, prepared: PreparedRun, to path: String) throws {
+        var obj: [String: Any] = [
+            "method": s.run.method, "layout": s.run.layout, "trainable_parameters": s.run.trainableParameters,
+            "steps": s.step, "total_steps": s.run.totalSteps, "seed": prepared.config.seed,
+            "lambda": prepared.config.lambda, "lr": prepared.config.learningRate, "state": s.state.label,
+            "val_acc": s.evals.map(\.valAccuracy), "eval_steps": s.evals.map(\.step),
+            "train_seconds": s.steps.last?.elapsed ?? 0,
+        ]
+        if let last = s.stats.last {
+            let drifts = last.layers.map(\.stats.blockDriftMean)
+            obj["block_drift_mean"] = drifts.isEmpty ? 0 : drifts.reduce(0, +) / Double(drifts.count)
+            obj["block_drift_max"] = last.layers.map(\.stats.blockDriftMax).max() ?? 0
+        }
+        let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw TrainingError("\(path): cannot write the summary (\(error.localizedDescription))")
+        }
+    }
+}
+
+/// Turns SIGINT/SIGTERM into a clean stop (a second signal exits at once).
+final class SignalStopper: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private var count = 0
+
+    init(onSignal: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { [unowned self] in
+                self.count += 1
+                if self.count > 1 { exit(130) }
+                progressLine("stopping: finishing the step and writing a final snapshot (again to quit at once)")
+                onSignal()
+            }
+            src.resume()
+            sources.append(src)
+        }
+    }
+}
+
+/// Headless front end: reads the trainer's published snapshots (never blocking it) and prints a
+/// progress line every N steps, every evaluation and every event, then a summary.
+struct HeadlessReporter {
+    var logEvery: Int
+
+    func follow(_ control: TrainerControl) {
+        var steps = 0, evals = 0, events = 0
+        var lossSum = 0.0, taskSum = 0.0, penSum = 0.0, tokSum = 0.0, n = 0
+        while true {
+            let s = control.latestSnapshot()
+            if steps == 0 && events == 0 {
+                print("# \(s.run.method) (\(s.run.layout)) on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
+            }
+            for r in s.steps.dropFirst(steps) {
+                lossSum += r.loss; taskSum += r.taskLoss; penSum += r.penalty; tokSum += r.tokensPerSecond; n += 1
+                if r.step % logEvery == 0 || r.step == s.run.totalSteps {
+                    print(String(format: "step %d/%d  epoch %.2f  loss %.4f  task %.4f  penalty %.2f  lambda %.3g  lr %.3g  %.0f tok/s  %.0fs",
+                                 r.step, s.run.totalSteps, r.epoch, lossSum / Double(n), taskSum / Double(n),
+                                 penSum / Double(n), r.lambda, r.lr, tokSum / Double(n), r.elapsed))
+                    lossSum = 0; taskSum = 0; penSum = 0; tokSum = 0; n = 0
+                }
+            }
+            steps = s.steps.count
+            for e in s.events.dropFirst(events) where e.kind != .evaluated {
+                print("[step \(e.step)] \(e.message)")
+            }
+            events = s.events.count
+            for e in s.evals.dropFirst(evals) {
+                print(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
+            }
+            evals = s.evals.count
+            fflush(stdout)
+            if s.state.isTerminal { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let s = control.latestSnapshot()
+        let best = s.evals.map(\.valAccuracy).max().map { String(format: "%.4f", $0) } ?? "n/a"
+        let secs = s.steps.last?.elapsed ?? 0
+        print("# done: \(s.state.label), \(s.step) steps in \(String(format: "%.1f", secs))s, best val_acc \(best), \(grouped(s.run.trainableParameters)) trainable parameters")
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what qgoft needs on a Debian machine, only what is missing: OpenBLAS, ncursesw and
+# pkg-config (build), tmux (the end-to-end workbench test), and for the Python checks numpy and
+# safetensors. Idempotent; run as root (or with sudo available).
+set -euo pipefail
+
+need=()
+for pkg in libopenblas-dev libncurses-dev pkg-config tmux; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "setup: installing ${need[*]}" >&2
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
+fi
+
+if ! python3 -c "import numpy, safetensors" >/dev/null 2>&1; then
+    echo "setup: installing numpy and safetensors (python)" >&2
+    python3 -m pip install -q numpy safetensors
+fi
