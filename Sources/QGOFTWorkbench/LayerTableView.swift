@@ -67,7 +67,7 @@ enum LayerTableView {
             if isSel { grid.fill(Rect(row: list.row + r, col: list.col, height: 1, width: list.width), style: base) }
             // Grouped by encoder layer in natural order: the layer number only on a group's first row.
             var name = row.label
-            if view.sortColumn == .layer, i > 0, rows[i - 1].layer == row.layer {
+            if view.sortColumn == .layer, i > top, rows[i - 1].layer == row.layer {
                 name = "   " + LayerNames.shortTarget(row.target)
             }
             var c = grid.put(Fmt.pad((isSel ? "▶" : " ") + name, nameWidth), at: r, 0, in: list, style: base)

@@ -76,7 +76,9 @@ final class Terminal {
     /// `.none`, 256 colours or more `.c256`, otherwise `.c8`.
     init(requested: ColorMode?) throws {
         guard isatty(0) != 0, isatty(1) != 0 else { throw WorkbenchError.notATerminal }
+        // Wide characters need the user's LC_CTYPE; numbers stay in the C locale ("0.5", not "0,5").
         setlocale(LC_ALL, "")
+        setlocale(LC_NUMERIC, "C")
         // newterm (unlike initscr) returns nil instead of exiting when TERM is unknown.
         guard let output = fdopen(1, "w"), let input = fdopen(0, "r") else { throw WorkbenchError.notATerminal }
         guard let screen = newterm(nil, output, input) else {

@@ -113,3 +113,28 @@ final class RenderTests: XCTestCase {
         assertSnapshot(render(ctx, (24, 80)), named: "replay-picker-80x24")
     }
 }
+
+/// Each panel alone in a fixed rectangle, so a change in one view shows up in its own snapshot.
+final class PanelRenderTests: XCTestCase {
+    func testEachPanelAlone() {
+        var view = ViewState()
+        view.selectedModule = "encoder.layer.1.intermediate.dense"
+        let ctx = FrameContext(snapshot: FakeMetrics.snapshot(), view: view, theme: Theme(mode: .none))
+        let panels: [(String, Int, Int, (FrameContext, Rect, inout ScreenGrid) -> Void)] = [
+            ("header", 2, 100, { HeaderView.draw($0, in: $1, grid: &$2) }),
+            ("loss-chart", 14, 60, { LossChartView.draw($0, in: $1, grid: &$2) }),
+            ("regularization", 5, 60, { RegularizationPanel.draw($0, in: $1, grid: &$2) }),
+            ("event-log", 8, 60, { EventLogView.draw($0, in: $1, grid: &$2) }),
+            ("layer-table", 12, 60, { LayerTableView.draw($0, in: $1, grid: &$2) }),
+            ("drift-heatmap", 12, 60, { DriftHeatmapView.draw($0, in: $1, grid: &$2) }),
+            ("key-bar", 1, 120, { KeyBar.draw($0, in: $1, grid: &$2) }),
+        ]
+        var text = ""
+        for (name, rows, cols, draw) in panels {
+            var grid = ScreenGrid(rows: rows, cols: cols)
+            draw(ctx, grid.bounds, &grid)
+            text += "== \(name) \(cols)x\(rows)\n" + grid.text
+        }
+        assertSnapshot(text, named: "panels")
+    }
+}
