@@ -1,0 +1,383 @@
+import QGOFTCore
+
+/// What handling a key asks of the main loop (htop's `Htop_Reaction`).
+public struct Reaction: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// The key meant something.
+    public static let handled = Reaction(rawValue: 1 << 0)
+    /// The screen must be drawn again.
+    public static let redraw = Reaction(rawValue: 1 << 1)
+    /// Leave the main loop.
+    public static let quit = Reaction(rawValue: 1 << 2)
+    /// The terminal size changed: lay out again.
+    public static let resize = Reaction(rawValue: 1 << 3)
+}
+
+/// Whether the workbench drives a live trainer or replays a saved session.
+public enum WorkbenchMode: Sendable, Hashable {
+    case live, replay
+}
+
+/// Everything a key can do; one entry per line of the help screen.
+public enum Action: Sendable, Hashable {
+    case togglePause, stepOnce
+    case lambdaUp, lambdaDown, lambdaPrompt
+    case lrUp, lrDown, lrPrompt
+    case snapshot, evaluate
+    case selectUp, selectDown, selectPageUp, selectPageDown
+    case openDetail, nextView, previousView, back
+    case toggleLogScale, toggleFollow, sortNext, sortReverse
+    case help, quit
+    case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
+    case compare
+}
+
+/// One row of the binding table: keys, the action, where it applies and how it is described.
+public struct KeyBinding: Sendable {
+    public var keys: [Key]
+    public var action: Action
+    public var modes: Set<WorkbenchMode>
+    /// The help screen's description.
+    public var help: String
+    /// The key bar's label (nil: not on the key bar).
+    public var bar: String?
+
+    init(_ keys: [Key], _ action: Action, _ modes: Set<WorkbenchMode>, _ help: String, bar: String? = nil) {
+        self.keys = keys
+        self.action = action
+        self.modes = modes
+        self.help = help
+        self.bar = bar
+    }
+}
+
+/// The result of a key: what the loop must do and the commands for the trainer.
+public struct KeyOutcome: Sendable, Equatable {
+    public var reaction: Reaction
+    public var commands: [TrainerCommand]
+
+    public init(_ reaction: Reaction, _ commands: [TrainerCommand] = []) {
+        self.reaction = reaction
+        self.commands = commands
+    }
+
+    static let ignored = KeyOutcome([])
+    static let redraw = KeyOutcome([.handled, .redraw])
+}
+
+/// The single key-binding table (htop's `Action_setBindings`). The help screen and the key bar
+/// are generated from it.
+public enum KeyBindings {
+    private static let both: Set<WorkbenchMode> = [.live, .replay]
+    private static let live: Set<WorkbenchMode> = [.live]
+    private static let replay: Set<WorkbenchMode> = [.replay]
+
+    public static let table: [KeyBinding] = [
+        KeyBinding([.char(" "), .char("p")], .togglePause, live, "pause / resume training", bar: "Pause"),
+        KeyBinding([.char("n")], .stepOnce, live, "while paused: run exactly one step", bar: "Step"),
+        KeyBinding([.char("+")], .lambdaUp, live, "lambda x2", bar: "λ×2"),
+        KeyBinding([.char("-")], .lambdaDown, live, "lambda x0.5", bar: "λ÷2"),
+        KeyBinding([.char("L")], .lambdaPrompt, live, "type an exact lambda (>= 0)", bar: "λ="),
+        KeyBinding([.char("]")], .lrUp, live, "learning rate x2"),
+        KeyBinding([.char("[")], .lrDown, live, "learning rate x0.5"),
+        KeyBinding([.char("R")], .lrPrompt, live, "type an exact learning rate (> 0)", bar: "lr="),
+        KeyBinding([.char("s")], .snapshot, live, "save a snapshot now", bar: "Snap"),
+        KeyBinding([.char("e")], .evaluate, live, "evaluate on the validation set now", bar: "Eval"),
+        KeyBinding([.left], .cursorLeft, replay, "previous logged step", bar: "Step"),
+        KeyBinding([.right], .cursorRight, replay, "next logged step"),
+        KeyBinding([.shiftLeft, .pageUp], .cursorJumpLeft, replay, "jump back 5% of the run"),
+        KeyBinding([.shiftRight, .pageDown], .cursorJumpRight, replay, "jump forward 5% of the run"),
+        KeyBinding([.home], .cursorHome, replay, "first step"),
+        KeyBinding([.end], .cursorEnd, replay, "last step (follows a running session)"),
+        KeyBinding([.char("c")], .compare, replay, "overlay another session's loss curve", bar: "Compare"),
+        KeyBinding([.up, .char("k")], .selectUp, both, "select the layer above", bar: "Layer"),
+        KeyBinding([.down, .char("j")], .selectDown, both, "select the layer below"),
+        KeyBinding([.pageUp], .selectPageUp, live, "select 6 layers up"),
+        KeyBinding([.pageDown], .selectPageDown, live, "select 6 layers down"),
+        KeyBinding([.enter], .openDetail, both, "open the selected layer's detail", bar: "Detail"),
+        KeyBinding([.tab], .nextView, both, "next view (overview, layer detail, lambda history)", bar: "View"),
+        KeyBinding([.backTab], .previousView, both, "previous view"),
+        KeyBinding([.escape], .back, both, "back to the overview; cancel a prompt"),
+        KeyBinding([.char("l")], .toggleLogScale, both, "loss chart: linear / log scale", bar: "Log"),
+        KeyBinding([.char("f")], .toggleFollow, both, "loss chart: follow newest steps / whole run", bar: "Follow"),
+        KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
+        KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
+        KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
+        KeyBinding([.char("q")], .quit, both, "quit (live: asks, stops the trainer, writes a final snapshot)", bar: "Quit"),
+    ]
+
+    /// The action bound to `key` in `mode`.
+    public static func action(for key: Key, mode: WorkbenchMode) -> Action? {
+        table.first { $0.modes.contains(mode) && $0.keys.contains(key) }?.action
+    }
+}
+
+/// The workbench's state machine: view state, replay timeline, and what each key does.
+/// No terminal: tests drive it with keys and snapshots.
+public struct WorkbenchModel: Sendable {
+    public var view = ViewState()
+    public var replay: ReplayState?
+
+    public init(replay: ReplayState? = nil) { self.replay = replay }
+
+    public var mode: WorkbenchMode { replay == nil ? .live : .replay }
+
+    /// Handles one key against the snapshot on screen.
+    public mutating func handle(_ key: Key, snapshot: TrainerSnapshot, catalog: ReplayCatalog? = nil)
+        -> KeyOutcome
+    {
+        if key == .resize { return KeyOutcome([.handled, .redraw, .resize]) }
+        view.message = nil
+        if view.showHelp {
+            view.showHelp = false
+            return .redraw
+        }
+        if view.prompt != nil { return handlePrompt(key) }
+        if view.picker != nil { return handlePicker(key, catalog: catalog) }
+        if view.confirmingQuit { return handleConfirm(key, snapshot: snapshot) }
+        guard let action = KeyBindings.action(for: key, mode: mode) else {
+            if case .char(let c) = key, mode == .replay, "pnLR+-[]se".contains(c) {
+                view.message = "replay is read-only"
+                return .redraw
+            }
+            return .ignored
+        }
+        return perform(action, snapshot: snapshot, catalog: catalog)
+    }
+
+    /// Called at every frame: quits once a requested stop has reached a terminal state.
+    public func tick(snapshot: TrainerSnapshot) -> Reaction {
+        view.stopping && snapshot.state.isTerminal ? [.quit] : []
+    }
+
+    private mutating func perform(_ action: Action, snapshot: TrainerSnapshot, catalog: ReplayCatalog?)
+        -> KeyOutcome
+    {
+        let state = snapshot.state
+        let controllable = mode == .live && !state.isTerminal && !view.stopping
+        func refuse() -> KeyOutcome {
+            view.message =
+                view.stopping ? "stopping: commands are off" : "trainer \(state.label.lowercased()): commands are off"
+            return .redraw
+        }
+        switch action {
+        case .togglePause:
+            guard controllable else { return refuse() }
+            if case .paused = state { return KeyOutcome([.handled, .redraw], [.resume]) }
+            return KeyOutcome([.handled, .redraw], [.pause])
+        case .stepOnce:
+            guard controllable else { return refuse() }
+            guard case .paused = state else {
+                view.message = "n runs one step while paused (Space pauses)"
+                return .redraw
+            }
+            return KeyOutcome([.handled, .redraw], [.stepOnce])
+        case .lambdaUp, .lambdaDown:
+            guard controllable else { return refuse() }
+            if snapshot.lambda == 0 {
+                view.message = "lambda is 0: type a value with L"
+                return .redraw
+            }
+            let v = snapshot.lambda * (action == .lambdaUp ? 2 : 0.5)
+            guard v.isFinite else { return refuse() }
+            return KeyOutcome([.handled, .redraw], [.setLambda(v)])
+        case .lrUp, .lrDown:
+            guard controllable else { return refuse() }
+            let v = snapshot.learningRate * (action == .lrUp ? 2 : 0.5)
+            guard v.isFinite, v > 0 else {
+                view.message = "learning rate is \(Fmt.sci(snapshot.learningRate)): type a value with R"
+                return .redraw
+            }
+            return KeyOutcome([.handled, .redraw], [.setLearningRate(v)])
+        case .lambdaPrompt, .lrPrompt:
+            guard controllable else { return refuse() }
+            view.prompt = Prompt(kind: action == .lambdaPrompt ? .lambda : .learningRate)
+            return .redraw
+        case .snapshot:
+            guard controllable else { return refuse() }
+            view.message = "snapshot requested"
+            return KeyOutcome([.handled, .redraw], [.snapshot])
+        case .evaluate:
+            guard controllable else { return refuse() }
+            view.message = "evaluation requested"
+            return KeyOutcome([.handled, .redraw], [.evaluate])
+        case .selectUp, .selectDown, .selectPageUp, .selectPageDown:
+            let rows = LayerRows.tableOrder(snapshot, view)
+            guard !rows.isEmpty else { return .ignored }
+            let current = rows.firstIndex { $0.module == view.selectedModule } ?? 0
+            let delta =
+                switch action {
+                case .selectUp: -1
+                case .selectDown: 1
+                case .selectPageUp: -6
+                default: 6
+                }
+            let i = min(max(0, current + delta), rows.count - 1)
+            view.selectedModule = rows[i].module
+            return .redraw
+        case .openDetail:
+            if view.selectedModule == nil { view.selectedModule = LayerRows.tableOrder(snapshot, view).first?.module }
+            view.activeView = .layerDetail
+            return .redraw
+        case .nextView, .previousView:
+            let all = ActiveView.allCases
+            let step = action == .nextView ? 1 : all.count - 1
+            view.activeView = all[(view.activeView.rawValue + step) % all.count]
+            return .redraw
+        case .back:
+            view.activeView = .overview
+            return .redraw
+        case .toggleLogScale:
+            view.logScale.toggle()
+            return .redraw
+        case .toggleFollow:
+            view.follow.toggle()
+            return .redraw
+        case .sortNext:
+            let all = SortColumn.allCases
+            view.sortColumn = all[(view.sortColumn.rawValue + 1) % all.count]
+            view.sortDescending = view.sortColumn != .layer
+            return .redraw
+        case .sortReverse:
+            view.sortDescending.toggle()
+            return .redraw
+        case .help:
+            view.showHelp = true
+            return .redraw
+        case .quit:
+            if mode == .replay || state.isTerminal { return KeyOutcome([.handled, .quit]) }
+            if view.stopping {
+                view.message = "waiting for the trainer to stop..."
+                return .redraw
+            }
+            view.confirmingQuit = true
+            return .redraw
+        case .cursorLeft, .cursorRight, .cursorJumpLeft, .cursorJumpRight, .cursorHome, .cursorEnd:
+            guard var r = replay else { return .ignored }
+            switch action {
+            case .cursorLeft: r.move(by: -1)
+            case .cursorRight: r.move(by: 1)
+            case .cursorJumpLeft: r.move(by: -r.bigJump)
+            case .cursorJumpRight: r.move(by: r.bigJump)
+            case .cursorHome: r.moveHome()
+            default: r.moveEnd()
+            }
+            replay = r
+            return .redraw
+        case .compare:
+            guard let catalog else {
+                view.message = "no other sessions to compare with"
+                return .redraw
+            }
+            let entries = catalog.list().filter { $0.id != replay?.session.run.sessionID }
+            guard !entries.isEmpty else {
+                view.message = "no other sessions to compare with"
+                return .redraw
+            }
+            let current = entries.firstIndex { $0.id == replay?.comparisonID } ?? 0
+            view.picker = Picker(entries: entries, selected: current)
+            return .redraw
+        }
+    }
+
+    private mutating func handlePrompt(_ key: Key) -> KeyOutcome {
+        guard var p = view.prompt else { return .ignored }
+        switch key {
+        case .escape:
+            view.prompt = nil
+            return .redraw
+        case .backspace:
+            if !p.text.isEmpty { p.text.removeLast() }
+            p.error = nil
+        case .enter:
+            let text = p.text.trimmingCharacters(in: " ")
+            switch p.kind {
+            case .lambda:
+                guard let v = Double(text), v.isFinite, v >= 0 else {
+                    p.error = "lambda must be a non-negative finite number"
+                    view.prompt = p
+                    return .redraw
+                }
+                view.prompt = nil
+                return KeyOutcome([.handled, .redraw], [.setLambda(v)])
+            case .learningRate:
+                guard let v = Double(text), v.isFinite, v > 0 else {
+                    p.error = "learning rate must be a positive finite number"
+                    view.prompt = p
+                    return .redraw
+                }
+                view.prompt = nil
+                return KeyOutcome([.handled, .redraw], [.setLearningRate(v)])
+            }
+        case .char(let c):
+            if p.text.count < 32 { p.text.append(c) }
+            p.error = nil
+        default:
+            return .ignored
+        }
+        view.prompt = p
+        return .redraw
+    }
+
+    private mutating func handlePicker(_ key: Key, catalog: ReplayCatalog?) -> KeyOutcome {
+        guard var p = view.picker else { return .ignored }
+        switch key {
+        case .escape, .char("c"), .char("q"):
+            view.picker = nil
+            return .redraw
+        case .up, .char("k"):
+            p.selected = max(0, p.selected - 1)
+        case .down, .char("j"):
+            p.selected = min(p.entries.count, p.selected + 1)
+        case .enter:
+            view.picker = nil
+            if p.selected >= p.entries.count {
+                replay?.comparison = nil
+                replay?.comparisonID = nil
+                view.message = "comparison off"
+                return .redraw
+            }
+            let id = p.entries[p.selected].id
+            if let s = catalog?.load(id) {
+                replay?.comparison = s
+                replay?.comparisonID = id
+                view.message = "comparing with \(id)"
+            } else {
+                view.message = "could not load session \(id)"
+            }
+            return .redraw
+        default:
+            return .ignored
+        }
+        view.picker = p
+        return .redraw
+    }
+
+    private mutating func handleConfirm(_ key: Key, snapshot: TrainerSnapshot) -> KeyOutcome {
+        switch key {
+        case .char("y"), .char("Y"):
+            view.confirmingQuit = false
+            if snapshot.state.isTerminal { return KeyOutcome([.handled, .quit]) }
+            view.stopping = true
+            return KeyOutcome([.handled, .redraw], [.stop])
+        case .char("n"), .char("N"), .escape, .char("q"):
+            view.confirmingQuit = false
+            return .redraw
+        default:
+            view.message = nil
+            return .ignored
+        }
+    }
+}
+
+extension String {
+    /// Trims the given characters at both ends (no Foundation needed).
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s.removeFirst() }
+        while s.last == set { s.removeLast() }
+        return String(s)
+    }
+}

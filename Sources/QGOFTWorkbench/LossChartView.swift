@@ -1,0 +1,173 @@
+import QGOFTCore
+
+/// The loss chart: raw and smoothed training loss, task loss and the weighted penalty
+/// (lambda * penalty) on the left axis, validation accuracy on the right axis, marks on the x axis
+/// where lambda (λ) or lr (η) changed and snapshots (S) were saved. Braille pixels; linear or log
+/// scale; a window following the newest steps or the whole run. In replay, a second session's
+/// smoothed loss can be overlaid and the cursor is marked (▲).
+enum LossChartView {
+    /// Smoothing factor of the exponential moving average drawn as "smooth".
+    static let smoothing = 0.95
+
+    /// Bias-corrected exponential moving average of `values` (Adam-style debiasing).
+    static func smoothed(_ values: [Double], beta: Double = smoothing) -> [Double] {
+        var out: [Double] = []
+        out.reserveCapacity(values.count)
+        var m = 0.0, w = 0.0
+        for v in values {
+            if v.isFinite {
+                m = beta * m + (1 - beta) * v
+                w = beta * w + (1 - beta)
+            }
+            out.append(w > 0 ? m / w : .nan)
+        }
+        return out
+    }
+
+    /// The x range shown: the newest `followWindow` steps, or the whole run.
+    static func xRange(_ ctx: FrameContext, lastStep: Int) -> (lo: Int, hi: Int) {
+        let v = ctx.view
+        if v.follow {
+            let hi = max(lastStep, 1)
+            return (max(0, hi - v.followWindow), max(hi, v.followWindow))
+        }
+        var hi = max(ctx.snapshot.run.totalSteps, lastStep, 1)
+        if let c = ctx.replay?.comparison?.last?.step { hi = max(hi, c) }
+        return (0, hi)
+    }
+
+    static func draw(_ ctx: FrameContext, in rect: Rect, grid: inout ScreenGrid) {
+        let theme = ctx.theme
+        let snap = ctx.snapshot
+        let steps = snap.steps.filter { !$0.skipped && $0.loss.isFinite }
+        let smooth = smoothed(steps.map(\.loss))
+        var titleRight = ctx.view.logScale ? "log" : "lin"
+        titleRight += ctx.view.follow ? " · last \(ctx.view.followWindow)" : " · whole run"
+        var title = "Loss"
+        if let last = steps.last, let s = smooth.last {
+            title += " \(Fmt.fit(last.loss, width: 6)) smooth \(Fmt.fit(s, width: 6))"
+        }
+        if let acc = snap.evals.last { title += " acc \(Fmt.percent(acc.valAccuracy))" }
+        Panel.title(&grid, rect, title, right: titleRight, theme: theme)
+        let body = Panel.body(rect)
+        guard body.height >= 5, body.width >= 20 else { return }
+
+        // Legend on the first body row.
+        var c = 0
+        let legend: [(String, Style)] =
+            [("⠒ loss", theme.rawLoss), ("⠒ smooth", theme.smoothLoss), ("⠒ task", theme.taskLoss),
+             ("⠒ λ·pen", theme.penalty), ("◆ val acc", theme.accuracy)]
+            + (ctx.replay?.comparison != nil ? [("⠒ " + (ctx.replay?.comparisonID ?? "cmp"), theme.comparison)] : [])
+        for (text, style) in legend where c + Fmt.width(text) <= body.width {
+            grid.put(text, at: 0, c, in: body, style: style)
+            c += Fmt.width(text) + 1
+        }
+
+        let leftW = 7, rightW = 5
+        let plot = Rect(
+            row: body.row + 1, col: body.col + leftW, height: body.height - 3,
+            width: body.width - leftW - rightW)
+        let axisRow = plot.bottom, labelRow = plot.bottom + 1
+        guard plot.height >= 2, plot.width >= 8 else { return }
+
+        let lastStep = steps.last?.step ?? snap.step
+        let (x0, x1) = xRange(ctx, lastStep: lastStep)
+        var canvas = BrailleCanvas(cols: plot.width, rows: plot.height)
+        let pw = canvas.pixelWidth, ph = canvas.pixelHeight
+        func px(_ step: Int) -> Int? {
+            guard step >= x0, step <= x1 else { return nil }
+            let t = Double(step - x0) / Double(max(1, x1 - x0))
+            return min(pw - 1, Int((t * Double(pw - 1)).rounded()))
+        }
+
+        // Series, from the back to the front.
+        let visible = steps.indices.filter { steps[$0].step >= x0 && steps[$0].step <= x1 }
+        let weighted = visible.map { steps[$0].lambda * steps[$0].penalty }
+        let cmp = (ctx.replay?.comparison ?? []).filter { !$0.skipped && $0.loss.isFinite }
+        let cmpSmooth = smoothed(cmp.map(\.loss))
+        let cmpVisible = cmp.indices.filter { cmp[$0].step >= x0 && cmp[$0].step <= x1 }
+        var all = visible.map { steps[$0].loss } + visible.map { steps[$0].taskLoss } + weighted
+        all += cmpVisible.map { cmpSmooth[$0] }
+        guard let yScale = YScale(values: all, log: ctx.view.logScale) else {
+            grid.put("no steps yet", at: plot.height / 2, max(0, (plot.width - 12) / 2), in: plot, style: theme.dim)
+            drawAxis(&grid, plot: plot, axisRow: axisRow, labelRow: labelRow, x0: x0, x1: x1, ctx: ctx, px: { _ in nil })
+            return
+        }
+        func polyline(_ points: [(Int, Double)], _ style: Style) {
+            var prev: (Int, Int)?
+            for (step, v) in points {
+                guard let x = px(step), let y = yScale.pixel(v, height: ph) else {
+                    prev = nil
+                    continue
+                }
+                if let p = prev { canvas.line(p.0, p.1, x, y, style) } else { canvas.set(x, y, style) }
+                prev = (x, y)
+            }
+        }
+        polyline(visible.map { (steps[$0].step, steps[$0].loss) }, theme.rawLoss)
+        polyline(visible.map { (steps[$0].step, steps[$0].taskLoss) }, theme.taskLoss)
+        polyline(zip(visible, weighted).map { (steps[$0.0].step, $0.1) }, theme.penalty)
+        polyline(cmpVisible.map { (cmp[$0].step, cmpSmooth[$0]) }, theme.comparison)
+        polyline(visible.map { (steps[$0].step, smooth[$0]) }, theme.smoothLoss)
+        canvas.blit(into: &grid, at: plot)
+
+        // Validation accuracy on the right axis, as whole-cell markers.
+        let evals = snap.evals.filter { $0.step >= x0 && $0.step <= x1 && $0.valAccuracy.isFinite }
+        if !evals.isEmpty {
+            let accs = evals.map(\.valAccuracy)
+            var lo = (accs.min() ?? 0) - 0.02, hi = (accs.max() ?? 1) + 0.02
+            lo = max(0, lo)
+            hi = min(1, hi)
+            if hi - lo < 0.04 { lo = max(0, hi - 0.04) }
+            let acc = YScale(lo: lo, hi: hi)
+            for e in evals {
+                guard let x = px(e.step), let y = acc.pixel(e.valAccuracy, height: plot.height) else { continue }
+                grid.set("◆", at: y, x / 2, in: plot, style: theme.accuracy)
+            }
+            let right = Rect(row: plot.row, col: plot.right, height: plot.height, width: rightW)
+            grid.put(" " + Fmt.percent(hi, decimals: 0), at: 0, 0, in: right, style: theme.accuracy)
+            grid.put(" " + Fmt.percent(lo, decimals: 0), at: plot.height - 1, 0, in: right, style: theme.accuracy)
+        }
+
+        // Left axis labels: top, middle, bottom.
+        let left = Rect(row: plot.row, col: body.col, height: plot.height, width: leftW)
+        var tickRows = [0, plot.height - 1]
+        if plot.height >= 5 { tickRows.append((plot.height - 1) / 2) }
+        for row in tickRows {
+            let v = yScale.value(at: 1 - Double(row) / Double(plot.height - 1))
+            let text = Fmt.pad(Fmt.fit(v, width: leftW - 1), leftW - 1, right: true) + "┤"
+            grid.put(text, at: row, 0, in: left, style: theme.dim)
+        }
+        drawAxis(&grid, plot: plot, axisRow: axisRow, labelRow: labelRow, x0: x0, x1: x1, ctx: ctx, px: px)
+    }
+
+    /// The x axis with λ / η / S marks and the replay cursor, and its labels.
+    private static func drawAxis(
+        _ grid: inout ScreenGrid, plot: Rect, axisRow: Int, labelRow: Int, x0: Int, x1: Int, ctx: FrameContext,
+        px: (Int) -> Int?
+    ) {
+        let theme = ctx.theme
+        let axis = Rect(row: axisRow, col: plot.col - 1, height: 1, width: plot.width + 1)
+        grid.put("└" + String(repeating: "─", count: plot.width), at: 0, 0, in: axis, style: theme.dim)
+        for e in ctx.snapshot.events {
+            let glyph: Unicode.Scalar
+            switch e.kind {
+            case .lambdaChanged: glyph = "λ"
+            case .lrChanged: glyph = "η"
+            case .snapshotSaved: glyph = "S"
+            default: continue
+            }
+            guard let x = px(e.step) else { continue }
+            grid.set(glyph, at: 0, 1 + x / 2, in: axis, style: theme.marker)
+        }
+        if let r = ctx.replay, let x = px(r.cursor) {
+            grid.set("▲", at: 0, 1 + x / 2, in: axis, style: theme.cursor)
+        }
+        let labels = Rect(row: labelRow, col: plot.col, height: 1, width: plot.width)
+        let l = "\(x0)", r = "\(x1)"
+        grid.put(l, at: 0, 0, in: labels, style: theme.dim)
+        grid.put(r, at: 0, plot.width - Fmt.width(r), in: labels, style: theme.dim)
+        let mid = "step"
+        grid.put(mid, at: 0, (plot.width - Fmt.width(mid)) / 2, in: labels, style: theme.dim)
+    }
+}

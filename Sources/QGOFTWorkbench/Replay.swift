@@ -1,0 +1,184 @@
+import QGOFTCore
+
+/// A saved (or still running, or crashed) session as the replay views need it: the run, its
+/// metric records and events in file order, and a way to read it again while it grows.
+public struct ReplaySession: Sendable {
+    public var run: RunDescription
+    public var records: [MetricRecord]
+    public var events: [TrainerEvent]
+    /// Session status as the session folder tells it: `running`, `finished`, `stopped`,
+    /// `crashed`, `failed`, ...
+    public var status: String
+    /// Reads the session again (nil: unchanged or unreadable). The replay calls it about once a
+    /// second while the session is not finished, so it can follow a run that is still going.
+    public var reload: (@Sendable () -> ReplaySession?)?
+
+    public init(
+        run: RunDescription, records: [MetricRecord], events: [TrainerEvent], status: String,
+        reload: (@Sendable () -> ReplaySession?)? = nil
+    ) {
+        self.run = run
+        self.records = records
+        self.events = events
+        self.status = status
+        self.reload = reload
+    }
+
+    /// Step records in step order (the replay timeline), skipped steps included.
+    public var stepRecords: [StepRecord] {
+        records.compactMap { if case .step(let s) = $0 { s } else { nil } }.sorted { $0.step < $1.step }
+    }
+
+    /// The steps the timeline cursor can stand on: every logged step, ascending, without repeats.
+    public var loggedSteps: [Int] {
+        var out: [Int] = []
+        for s in stepRecords where out.last != s.step { out.append(s.step) }
+        return out
+    }
+
+    /// True when the session ended for good (nothing more will be appended).
+    public var isSettled: Bool {
+        ["finished", "stopped", "crashed", "failed"].contains(status.lowercased())
+    }
+
+    /// The trainer state the session ended in (or is in).
+    public var finalState: TrainerState {
+        switch status.lowercased() {
+        case "running", "started", "resumed": return .running
+        case "paused": return .paused(reason: "session paused")
+        case "finished": return .finished
+        case "stopped": return .stopped
+        default:
+            let why = events.last(where: { $0.kind == .failed })?.message ?? "session \(status)"
+            return .failed(message: why)
+        }
+    }
+
+    /// What the live screen would have shown after `step` steps: every record and event up to and
+    /// including that step, the statistics record nearest at or before it, lambda and lr of the
+    /// last step at or before it. Pure: the replay's panels all draw from this.
+    public func snapshot(atStep step: Int) -> TrainerSnapshot {
+        var steps: [StepRecord] = []
+        var evals: [EvalRecord] = []
+        var stats: [StatsRecord] = []
+        for r in records where r.step <= step {
+            switch r {
+            case .step(let s): steps.append(s)
+            case .eval(let e): evals.append(e)
+            case .stats(let s): stats.append(s)
+            }
+        }
+        steps.sort { $0.step < $1.step }
+        evals.sort { $0.step < $1.step }
+        stats.sort { $0.step < $1.step }
+        let evs = events.filter { $0.step <= step }
+        let last = steps.last
+        let lastLogged = loggedSteps.last ?? 0
+        let lambda =
+            last?.lambda ?? evs.last(where: { $0.kind == .lambdaChanged })?.to
+            ?? records.lazy.compactMap { if case .step(let s) = $0 { s.lambda } else { nil } }.first ?? 0
+        let lr =
+            last?.lr ?? evs.last(where: { $0.kind == .lrChanged })?.to
+            ?? records.lazy.compactMap { if case .step(let s) = $0 { s.lr } else { nil } }.first ?? 0
+        let state: TrainerState =
+            step >= lastLogged ? finalState : .paused(reason: "replay at step \(step)")
+        return TrainerSnapshot(
+            run: run, state: state, step: last?.step ?? 0, lambda: lambda, learningRate: lr,
+            steps: steps, evals: evals, stats: stats, events: evs, version: step)
+    }
+
+    /// The statistics record nearest to `step` at or before it.
+    public func nearestStats(atOrBefore step: Int) -> StatsRecord? {
+        var best: StatsRecord?
+        for r in records {
+            if case .stats(let s) = r, s.step <= step, s.step >= (best?.step ?? Int.min) { best = s }
+        }
+        return best
+    }
+}
+
+/// The other sessions a replay can overlay for comparison (`c`): a listing and a loader.
+public struct ReplayCatalog: Sendable {
+    /// One entry per session: an id to load it by and a one-line summary.
+    public var list: @Sendable () -> [ReplayCatalogEntry]
+    public var load: @Sendable (String) -> ReplaySession?
+
+    public init(
+        list: @escaping @Sendable () -> [ReplayCatalogEntry],
+        load: @escaping @Sendable (String) -> ReplaySession?
+    ) {
+        self.list = list
+        self.load = load
+    }
+}
+
+/// A session in a `ReplayCatalog`.
+public struct ReplayCatalogEntry: Sendable, Equatable {
+    public var id: String
+    public var summary: String
+
+    public init(id: String, summary: String) {
+        self.id = id
+        self.summary = summary
+    }
+}
+
+/// The replay's timeline: the session, the cursor (a logged step) and the comparison overlay.
+public struct ReplayState: Sendable {
+    public var session: ReplaySession
+    /// The step the panels show; one of `session.loggedSteps` (0 when none was logged).
+    public private(set) var cursor: Int
+    /// A second session whose loss curve is overlaid (`c`).
+    public var comparison: ReplaySession?
+    public var comparisonID: String?
+    /// Logged steps, cached.
+    public private(set) var steps: [Int]
+
+    /// Starts with the cursor at the end of the session.
+    public init(session: ReplaySession) {
+        self.session = session
+        steps = session.loggedSteps
+        cursor = steps.last ?? 0
+    }
+
+    /// True when the cursor stands on the newest logged step.
+    public var atEnd: Bool { cursor >= (steps.last ?? 0) }
+
+    /// How many logged steps Shift+arrow and PgUp/PgDn move: 5% of the run, at least 10.
+    public var bigJump: Int { max(10, steps.count / 20) }
+
+    /// Index of the cursor in `steps` (the last step at or before it).
+    public var cursorIndex: Int {
+        guard !steps.isEmpty else { return 0 }
+        var lo = 0, hi = steps.count - 1
+        if cursor <= steps[0] { return 0 }
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if steps[mid] <= cursor { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// Moves the cursor by `delta` logged steps, clamped to the timeline.
+    public mutating func move(by delta: Int) {
+        guard !steps.isEmpty else { return }
+        let i = min(max(0, cursorIndex + delta), steps.count - 1)
+        cursor = steps[i]
+    }
+
+    /// Puts the cursor on the first logged step.
+    public mutating func moveHome() { cursor = steps.first ?? 0 }
+    /// Puts the cursor on the last logged step.
+    public mutating func moveEnd() { cursor = steps.last ?? 0 }
+
+    /// Replaces the session with a newer reading; a cursor at the end stays at the end.
+    public mutating func update(_ newer: ReplaySession) {
+        let follow = atEnd
+        session = newer
+        steps = newer.loggedSteps
+        if follow { cursor = steps.last ?? 0 } else if let last = steps.last, cursor > last { cursor = last }
+    }
+
+    /// The snapshot every panel draws at the cursor.
+    public var snapshot: TrainerSnapshot { session.snapshot(atStep: cursor) }
+}

@@ -1,0 +1,119 @@
+import QGOFTCore
+
+/// A key press, decoded from ncurses so the rest of the workbench never sees key codes.
+public enum Key: Hashable, Sendable {
+    case char(Character)
+    case up, down, left, right
+    case shiftLeft, shiftRight
+    case pageUp, pageDown, home, end
+    case enter, tab, backTab, backspace, escape
+    /// The terminal changed size (KEY_RESIZE).
+    case resize
+
+    /// The name the key bar and the help screen show.
+    public var name: String {
+        switch self {
+        case .char(" "): "Space"
+        case .char(let c): String(c)
+        case .up: "↑"
+        case .down: "↓"
+        case .left: "←"
+        case .right: "→"
+        case .shiftLeft: "S-←"
+        case .shiftRight: "S-→"
+        case .pageUp: "PgUp"
+        case .pageDown: "PgDn"
+        case .home: "Home"
+        case .end: "End"
+        case .enter: "Enter"
+        case .tab: "Tab"
+        case .backTab: "S-Tab"
+        case .backspace: "Bksp"
+        case .escape: "Esc"
+        case .resize: "resize"
+        }
+    }
+}
+
+/// The screens Tab cycles through.
+public enum ActiveView: Int, CaseIterable, Sendable {
+    case overview, layerDetail, lambdaHistory
+
+    public var title: String {
+        switch self {
+        case .overview: "Overview"
+        case .layerDetail: "Layer detail"
+        case .lambdaHistory: "Lambda history"
+        }
+    }
+}
+
+/// The per-layer table's sort keys (`o` cycles, `O` reverses).
+public enum SortColumn: Int, CaseIterable, Sendable {
+    case layer, normMean, normMax, angleMean, angleMax, drift
+
+    public var title: String {
+        switch self {
+        case .layer: "layer"
+        case .normMean: "norm mean"
+        case .normMax: "norm max"
+        case .angleMean: "angle mean"
+        case .angleMax: "angle max"
+        case .drift: "drift"
+        }
+    }
+}
+
+/// A value being typed at the bottom line (`L`, `R`).
+public struct Prompt: Equatable, Sendable {
+    public enum Kind: Sendable, Equatable { case lambda, learningRate }
+    public var kind: Kind
+    public var text: String = ""
+    /// Why the last Enter was refused (shown inline; the prompt stays open).
+    public var error: String?
+
+    public init(kind: Kind, text: String = "", error: String? = nil) {
+        self.kind = kind
+        self.text = text
+        self.error = error
+    }
+
+    public var label: String { kind == .lambda ? "lambda" : "learning rate" }
+}
+
+/// The list `c` opens in replay to pick a session to compare with.
+public struct Picker: Equatable, Sendable {
+    public var entries: [ReplayCatalogEntry]
+    /// Index into `entries`, or `entries.count` for the "(no comparison)" line.
+    public var selected: Int = 0
+
+    public init(entries: [ReplayCatalogEntry], selected: Int = 0) {
+        self.entries = entries
+        self.selected = selected
+    }
+}
+
+/// Everything about the screen that is not trainer data: selection, sorting, toggles, prompts.
+public struct ViewState: Sendable, Equatable {
+    public var activeView: ActiveView = .overview
+    public var showHelp = false
+    /// Module path of the selected layer (kept by name so re-sorting keeps it).
+    public var selectedModule: String?
+    public var sortColumn: SortColumn = .layer
+    /// Sort order; metric columns start descending (largest first).
+    public var sortDescending = false
+    public var logScale = false
+    /// Follow the newest `followWindow` steps (true) or show the whole run.
+    public var follow = true
+    public var followWindow = 500
+    public var prompt: Prompt?
+    /// `q` was pressed while the trainer runs: waiting for y/n.
+    public var confirmingQuit = false
+    /// `.stop` was sent: the screen stays until the trainer's state is terminal.
+    public var stopping = false
+    /// A one-line notice for the bottom line, cleared by the next key.
+    public var message: String?
+    public var picker: Picker?
+
+    public init() {}
+}
