@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QGOFTCore
+import QGOFTWorkbench
 
 /// `qgoft train`: fine-tune with Givens adapters on a background trainer thread.
 struct TrainCommand: ParsableCommand {
@@ -153,15 +154,31 @@ struct TrainCommand: ParsableCommand {
             trainer.pauseIfDrift = driftGuard
             trainer.pauseIfLoss = lossGuard
             trainer.snapshotEvery = snapshotEvery
-            let stopper = SignalStopper { trainer.send(.stop) }
             trainer.start()
-            HeadlessReporter(logEvery: logEvery).follow(trainer)
-            trainer.waitUntilDone()
-            withExtendedLifetime(stopper) {}
+            if headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0 {
+                let stopper = SignalStopper { trainer.send(.stop) }
+                HeadlessReporter(logEvery: logEvery).follow(trainer)
+                trainer.waitUntilDone()
+                withExtendedLifetime(stopper) {}
+            } else {
+                let exit = try Workbench.runLive(control: trainer)
+                if case .interrupted = exit {
+                    progressLine("stopping: finishing the step and writing a final snapshot")
+                }
+                trainer.waitUntilDone()
+                printSummary(trainer.latestSnapshot())
+            }
             let snap = trainer.latestSnapshot()
             if let out { try writeSummary(snap, prepared: prepared, to: out) }
             if case .failed(let msg) = snap.state { throw TrainingError("training failed: \(msg)") }
         }
+    }
+
+    /// The closing lines after the workbench has restored the terminal.
+    func printSummary(_ s: TrainerSnapshot) {
+        let best = s.evals.map(\.valAccuracy).max().map { String(format: "%.4f", $0) } ?? "n/a"
+        print("# \(s.state.label): \(s.step)/\(s.run.totalSteps) steps in \(String(format: "%.1f", s.steps.last?.elapsed ?? 0))s, best val_acc \(best), \(grouped(s.run.trainableParameters)) trainable parameters")
+        for e in s.events.suffix(3) { print("[step \(e.step)] \(e.message)") }
     }
 
     func writeSummary(_ s: TrainerSnapshot, prepared: PreparedRun, to path: String) throws {
