@@ -37,10 +37,10 @@ final class GivensStageKernel {
 
     /// [P, 2] pairs (i, j) of every block, block order.
     private let pairIndex: UnsafeMutablePointer<Int32>
-    /// [d] for the scale gradient, where the pre-scale output z_m of coordinate m comes from:
-    /// `2 k + side` (block k wrote it last, side 0 = its i output, 1 = its j output), or
-    /// `-1 - u` for coordinate m untouched by every block (its input, saved in cache slot u).
-    private let finalSource: UnsafeMutablePointer<Int32>
+    /// [P] for the scale gradient: bit 0 set when block k is the last to write its i, bit 1 when
+    /// it is the last to write its j (always, for the tree). The backward meets those blocks
+    /// first, which is where it recomputes the pre-scale output z_m from the cached block input.
+    private let finalFlags: UnsafeMutablePointer<UInt8>
     /// Coordinates no block touches (only d = 1 in practice).
     private let untouched: [Int]
 
@@ -82,18 +82,18 @@ final class GivensStageKernel {
             pairIndex[2 * k] = Int32(plan.first[k])
             pairIndex[2 * k + 1] = Int32(plan.second[k])
         }
-        finalSource = .allocate(capacity: d)
-        finalSource.initialize(repeating: -1, count: d)
+        var lastWriter = [Int](repeating: -1, count: d)
         for k in 0..<p {  // later blocks overwrite: the last writer wins
-            finalSource[plan.first[k]] = Int32(2 * k)
-            finalSource[plan.second[k]] = Int32(2 * k + 1)
+            lastWriter[plan.first[k]] = k
+            lastWriter[plan.second[k]] = k
         }
-        var free: [Int] = []
-        for m in 0..<d where finalSource[m] < 0 {
-            finalSource[m] = Int32(-1 - free.count)
-            free.append(m)
+        finalFlags = .allocate(capacity: max(1, p))
+        finalFlags.initialize(repeating: 0, count: max(1, p))
+        for k in 0..<p {
+            if lastWriter[plan.first[k]] == k { finalFlags[k] |= 1 }
+            if lastWriter[plan.second[k]] == k { finalFlags[k] |= 2 }
         }
-        untouched = free
+        untouched = (0..<d).filter { lastWriter[$0] < 0 }
         savedCoef = .allocate(capacity: max(1, 4 * p))
         savedCoef.initialize(repeating: 0, count: max(1, 4 * p))
         savedScale = .allocate(capacity: d)
@@ -110,7 +110,7 @@ final class GivensStageKernel {
 
     deinit {
         pairIndex.deallocate()
-        finalSource.deallocate()
+        finalFlags.deallocate()
         savedCoef.deallocate()
         savedScale.deallocate()
         cache.deallocate()
@@ -162,7 +162,37 @@ final class GivensStageKernel {
 
     // MARK: transposition of 8 rows <-> [d] lanes
 
-    /// buf[m] lane l = src[(r0 + l) d + m] for l < n, 0 for the lanes of missing rows.
+    /// 4x4 transpose of rows r0 ... r3: returns the columns (r0[q], r1[q], r2[q], r3[q]).
+    /// Written as lane shuffles (unpack low/high, then move low/high halves) that LLVM lowers
+    /// to SSE shuffles.
+    @inline(__always)
+    private static func transpose4(
+        _ r0: SIMD4<Float>, _ r1: SIMD4<Float>, _ r2: SIMD4<Float>, _ r3: SIMD4<Float>
+    ) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+        let t0 = SIMD4<Float>(r0[0], r1[0], r0[1], r1[1])
+        let t1 = SIMD4<Float>(r0[2], r1[2], r0[3], r1[3])
+        let t2 = SIMD4<Float>(r2[0], r3[0], r2[1], r3[1])
+        let t3 = SIMD4<Float>(r2[2], r3[2], r2[3], r3[3])
+        return (
+            SIMD4<Float>(lowHalf: t0.lowHalf, highHalf: t2.lowHalf),
+            SIMD4<Float>(lowHalf: t0.highHalf, highHalf: t2.highHalf),
+            SIMD4<Float>(lowHalf: t1.lowHalf, highHalf: t3.lowHalf),
+            SIMD4<Float>(lowHalf: t1.highHalf, highHalf: t3.highHalf)
+        )
+    }
+
+    @inline(__always)
+    private static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
+    }
+
+    @inline(__always)
+    private static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+    }
+
+    /// buf[m] lane l = src[l d + m] for l < n, 0 for the lanes of missing rows (read from
+    /// `zeroRow`, d zeros). Four coordinates at a time by 4x4 transposes, the rest one by one.
     @inline(__always)
     private static func gather(
         _ buf: UnsafeMutablePointer<Lanes>, _ src: UnsafePointer<Float>, rows n: Int,
@@ -176,16 +206,28 @@ final class GivensStageKernel {
         let s5 = n > 5 ? src + 5 * d : zeroRow
         let s6 = n > 6 ? src + 6 * d : zeroRow
         let s7 = n > 7 ? src + 7 * d : zeroRow
-        for m in 0..<d {
+        var m = 0
+        while m + 4 <= d {
+            let (l0, l1, l2, l3) = transpose4(load4(s0 + m), load4(s1 + m), load4(s2 + m), load4(s3 + m))
+            let (h0, h1, h2, h3) = transpose4(load4(s4 + m), load4(s5 + m), load4(s6 + m), load4(s7 + m))
+            buf[m] = Lanes(lowHalf: l0, highHalf: h0)
+            buf[m + 1] = Lanes(lowHalf: l1, highHalf: h1)
+            buf[m + 2] = Lanes(lowHalf: l2, highHalf: h2)
+            buf[m + 3] = Lanes(lowHalf: l3, highHalf: h3)
+            m += 4
+        }
+        while m < d {
             buf[m] = Lanes(s0[m], s1[m], s2[m], s3[m], s4[m], s5[m], s6[m], s7[m])
+            m += 1
         }
     }
 
-    /// dst[(r0 + l) d + m] = buf[m] lane l for l < n; missing rows go to the sink row.
+    /// dst[l d + m] = scale[m] * buf[m] lane l for l < n (scale 1 when nil); the lanes of
+    /// missing rows go to `sinkRow`.
     @inline(__always)
     private static func scatter(
         _ dst: UnsafeMutablePointer<Float>, _ buf: UnsafePointer<Lanes>, rows n: Int, width d: Int,
-        sinkRow: UnsafeMutablePointer<Float>
+        sinkRow: UnsafeMutablePointer<Float>, scale: UnsafePointer<Float>? = nil
     ) {
         let t0 = dst
         let t1 = n > 1 ? dst + d : sinkRow
@@ -195,10 +237,27 @@ final class GivensStageKernel {
         let t5 = n > 5 ? dst + 5 * d : sinkRow
         let t6 = n > 6 ? dst + 6 * d : sinkRow
         let t7 = n > 7 ? dst + 7 * d : sinkRow
-        for m in 0..<d {
-            let v = buf[m]
+        var m = 0
+        while m + 4 <= d {
+            var v0 = buf[m], v1 = buf[m + 1], v2 = buf[m + 2], v3 = buf[m + 3]
+            if let scale {
+                v0 *= Lanes(repeating: scale[m])
+                v1 *= Lanes(repeating: scale[m + 1])
+                v2 *= Lanes(repeating: scale[m + 2])
+                v3 *= Lanes(repeating: scale[m + 3])
+            }
+            let (l0, l1, l2, l3) = transpose4(v0.lowHalf, v1.lowHalf, v2.lowHalf, v3.lowHalf)
+            let (h0, h1, h2, h3) = transpose4(v0.highHalf, v1.highHalf, v2.highHalf, v3.highHalf)
+            store4(l0, t0 + m); store4(l1, t1 + m); store4(l2, t2 + m); store4(l3, t3 + m)
+            store4(h0, t4 + m); store4(h1, t5 + m); store4(h2, t6 + m); store4(h3, t7 + m)
+            m += 4
+        }
+        while m < d {
+            var v = buf[m]
+            if let scale { v *= Lanes(repeating: scale[m]) }
             t0[m] = v[0]; t1[m] = v[1]; t2[m] = v[2]; t3[m] = v[3]
             t4[m] = v[4]; t5[m] = v[5]; t6[m] = v[6]; t7[m] = v[7]
+            m += 1
         }
     }
 
@@ -268,10 +327,8 @@ final class GivensStageKernel {
                         buf[j] = Lanes(repeating: c4[2]) * xi + Lanes(repeating: c4[3]) * xj
                     }
                 }
-                if let scale {
-                    for m in 0..<d { buf[m] = Lanes(repeating: scale[m]) * buf[m] }
-                }
-                Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow)
+                // y = diag(s) z, applied while transposing back.
+                Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, scale: scale)
             }
         }
     }
@@ -279,7 +336,8 @@ final class GivensStageKernel {
     // MARK: backward
 
     /// Backward of the last saved forward `y = diag(s) z`, `z = S_L ... S_1 x`:
-    ///   dz = s * dy, ds_m = sum_rows dy_m z_m (z recomputed from the cache);
+    ///   dz = s * dy, ds_m = sum_rows dy_m z_m (z_m recomputed from the cache at the block that
+    ///   wrote it last, which is where the reverse sweep first meets coordinate m);
     ///   per block k, last stage first, with X = (x_i, x_j) entering it and dY = (dz_i, dz_j):
     ///   dB_k = sum_rows dY X^T, i.e. da += dY_i x_i, db += dY_i x_j, dc += dY_j x_i, de += dY_j x_j;
     ///   dX = B_k^T dY, i.e. dx_i = a dY_i + c dY_j, dx_j = b dY_i + e dY_j.
@@ -305,7 +363,8 @@ final class GivensStageKernel {
         let hasScale = savedHasScale
         let coef = UnsafePointer(savedCoef)
         let scale = UnsafePointer(savedScale)
-        let finalSource = UnsafePointer(self.finalSource)
+        let finalFlags = UnsafePointer(self.finalFlags)
+        let untouched = self.untouched
         let scratch = self.scratch
         let perChunk = scratchLanesPerChunk
         let reduced = self.reduced
@@ -330,43 +389,61 @@ final class GivensStageKernel {
                 let cg = cache + g * perGroup
                 Self.gather(buf, dy + r0 * d, rows: n, width: d, zeroRow: zeroRow)
                 if hasScale {
-                    // y_m = s_m z_m: ds_m += dy_m z_m, dz_m = s_m dy_m.
-                    for m in 0..<d {
-                        let src = Int(finalSource[m])
-                        let z: Lanes
-                        if src >= 0 {
-                            let k = src >> 1
-                            let c4 = coef + 4 * k
-                            let xi = cg[2 * k]
-                            let xj = cg[2 * k + 1]
-                            z = src & 1 == 0
-                                ? Lanes(repeating: c4[0]) * xi + Lanes(repeating: c4[1]) * xj
-                                : Lanes(repeating: c4[2]) * xi + Lanes(repeating: c4[3]) * xj
-                        } else {
-                            z = cg[2 * p + (-1 - src)]
-                        }
-                        let gm = buf[m]
-                        accS[m] += gm * z
-                        buf[m] = Lanes(repeating: scale[m]) * gm
+                    // y = diag(s) z. Untouched coordinates: z_m = x_m (cached).
+                    for (u, m) in untouched.enumerated() {
+                        accS[m] += buf[m] * cg[2 * p + u]
+                        buf[m] = Lanes(repeating: scale[m]) * buf[m]
                     }
-                }
-                var k = p - 1
-                while k >= 0 {
-                    let i = Int(pairIndex[2 * k])
-                    let j = Int(pairIndex[2 * k + 1])
-                    let xi = cg[2 * k]
-                    let xj = cg[2 * k + 1]
-                    let gi = buf[i]
-                    let gj = buf[j]
-                    let acc = accB + 4 * k
-                    acc[0] += gi * xi
-                    acc[1] += gi * xj
-                    acc[2] += gj * xi
-                    acc[3] += gj * xj
-                    let c4 = coef + 4 * k
-                    buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
-                    buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
-                    k -= 1
+                    var k = p - 1
+                    while k >= 0 {
+                        let i = Int(pairIndex[2 * k])
+                        let j = Int(pairIndex[2 * k + 1])
+                        let xi = cg[2 * k]
+                        let xj = cg[2 * k + 1]
+                        var gi = buf[i]
+                        var gj = buf[j]
+                        let c4 = coef + 4 * k
+                        let flags = finalFlags[k]
+                        if flags != 0 {
+                            // Block k wrote z_i (z_j) last, so buf holds the untouched dy there:
+                            // ds_m += dy_m z_m with z recomputed from the cached input, dz_m = s_m dy_m.
+                            if flags & 1 != 0 {
+                                accS[i] += gi * (Lanes(repeating: c4[0]) * xi + Lanes(repeating: c4[1]) * xj)
+                                gi = Lanes(repeating: scale[i]) * gi
+                            }
+                            if flags & 2 != 0 {
+                                accS[j] += gj * (Lanes(repeating: c4[2]) * xi + Lanes(repeating: c4[3]) * xj)
+                                gj = Lanes(repeating: scale[j]) * gj
+                            }
+                        }
+                        let acc = accB + 4 * k
+                        acc[0] += gi * xi
+                        acc[1] += gi * xj
+                        acc[2] += gj * xi
+                        acc[3] += gj * xj
+                        buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
+                        buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
+                        k -= 1
+                    }
+                } else {
+                    var k = p - 1
+                    while k >= 0 {
+                        let i = Int(pairIndex[2 * k])
+                        let j = Int(pairIndex[2 * k + 1])
+                        let xi = cg[2 * k]
+                        let xj = cg[2 * k + 1]
+                        let gi = buf[i]
+                        let gj = buf[j]
+                        let acc = accB + 4 * k
+                        acc[0] += gi * xi
+                        acc[1] += gi * xj
+                        acc[2] += gj * xi
+                        acc[3] += gj * xj
+                        let c4 = coef + 4 * k
+                        buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
+                        buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
+                        k -= 1
+                    }
                 }
                 if let dx { Self.scatter(dx + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow) }
             }
