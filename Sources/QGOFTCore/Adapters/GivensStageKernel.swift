@@ -5,7 +5,10 @@
 //   x, y, dx, dy   [N, d]   row-major activations
 //   coef           [P, 4]   block k = [[a, b], [c, e]] stored a, b, c, e (= givens_soft [P, 2, 2])
 //   scale          [d]      optional diag(s) after the last stage (GOFT)
-//   cache          [G, P + U/2, 2] lanes, G = ceil(N / 8) groups of 8 rows (see below)
+//   cache          [G, 2P (+ U)] lanes, G = ceil(N / 8) groups of 8 rows: per group the pair
+//                  (x_i, x_j) entering every block, i.e. 2 (d - 1) floats per row for the tree
+//                  (25 MB for d = 1536 and 2048 rows); with a scale, also the inputs of the U
+//                  coordinates no block touches (U = 0 unless d = 1)
 //
 // Vectorisation: rows are independent, so 8 rows go through the stages together, one row per
 // SIMD lane. A group of 8 rows is transposed into `buf` [d] lanes (12 KB for d = 384, 48 KB for
