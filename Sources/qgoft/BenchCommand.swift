@@ -96,6 +96,6 @@ struct BenchCommand: ParsableCommand {
 /// Peak resident set size of this process (Linux reports ru_maxrss in KiB).
 func peakRSSMiB() -> Double {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
 }

@@ -253,7 +253,7 @@ struct HeadlessReporter {
                 print(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
             }
             evals = s.evals.count
-            fflush(stdout)
+            fflush(nil)
             if s.state.isTerminal { break }
             Thread.sleep(forTimeInterval: 0.1)
         }
