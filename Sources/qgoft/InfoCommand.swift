@@ -11,13 +11,15 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let dir = try AssetStore().resolveModel(model.model, progress: progressLine)
-            let m = try RunBuilder.loadModel(directory: dir)
+            let store = AssetStore()
+            let dir = try store.resolveModel(model.model, progress: progressLine)
+            let pinned = store.spec(named: model.model)?.files.first { $0.path == "model.safetensors" }?.sha256
+            let m = try RunBuilder.loadModel(directory: dir, sha256: pinned ?? SHA256.hex(fileAt: dir.appendingPathComponent("model.safetensors")))
             let c = m.config
             print("model       \(model.model)  (\(dir.path))")
             print("arch        BERT encoder, \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads (head size \(c.headSize)), intermediate \(c.intermediateSize)")
             print("vocab       \(c.vocabSize) (tokenizer \(m.tokenizer.vocabularySize)), max positions \(c.maxPositionEmbeddings), layer_norm_eps \(c.layerNormEps)")
-            print("weights     model.safetensors sha256 \(m.sha256)")
+            print("weights     model.safetensors sha256 \(m.sha256 ?? "?")")
             print("parameters  \(grouped(m.encoder.frozenParameterCount)) frozen")
             for method in AdapterMethod.allCases {
                 var cfg = TrainingConfiguration()

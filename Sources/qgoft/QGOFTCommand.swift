@@ -16,6 +16,29 @@ struct QGOFTCommand: ParsableCommand {
         subcommands: [TrainCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
+
+    /// Applies `BLASEnvironment` (re-executing once with the chosen OpenBLAS settings), then runs.
+    static func main() {
+        applyBLASEnvironment()
+        main(nil)
+    }
+
+    /// OpenBLAS reads its environment when the library loads, before `main`: set the variables and
+    /// exec this same program again, once (`QGOFT_BLAS_ENV_APPLIED` marks the second start).
+    /// `QGOFT_BLAS_ENV=keep` leaves OpenBLAS as the environment configures it.
+    static func applyBLASEnvironment() {
+        let env = ProcessInfo.processInfo.environment
+        guard env["QGOFT_BLAS_ENV"] != "keep", env["QGOFT_BLAS_ENV_APPLIED"] == nil else { return }
+        let changes = BLASEnvironment.changes(environment: env, coreName: BLAS.coreName, cpuFlags: BLASEnvironment.cpuFlags())
+        guard !changes.isEmpty else { return }
+        for (k, v) in changes { setenv(k, v, 1) }
+        setenv("QGOFT_BLAS_ENV_APPLIED", "1", 1)
+        let args = CommandLine.arguments
+        var cargs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
+        cargs.append(nil)
+        execv("/proc/self/exe", &cargs)
+        // exec failed: carry on with the library as it is.
+    }
 }
 
 /// Runs a command body, turning any error into one clear line (no stack trace) and exit code 1.
@@ -52,7 +75,6 @@ struct ThreadOptions: ParsableArguments {
         guard threads >= 1 && threads <= 256 else {
             throw TrainingError("--threads \(threads): must be between 1 and 256")
         }
-        BLAS.setThreads(threads)
-        Parallel.threads = threads
+        BLAS.configure(threads: threads)
     }
 }

@@ -143,8 +143,7 @@ struct TrainCommand: ParsableCommand {
             let (driftGuard, lossGuard) = try guards()
             guard logEvery >= 1 else { throw TrainingError("--log-every \(logEvery): must be at least 1") }
             if let s = snapshotEvery, s < 1 { throw TrainingError("--snapshot-every \(s): must be at least 1") }
-            BLAS.setThreads(config.threads)
-            Parallel.threads = config.threads
+            BLAS.configure(threads: config.threads)
             let prepared = try RunBuilder.prepare(config, store: AssetStore(), progress: progressLine)
             if prepared.train.truncated + prepared.validation.truncated > 0 {
                 progressLine("note: \(prepared.train.truncated + prepared.validation.truncated) texts are longer than \(config.maxLength) tokens and were truncated")

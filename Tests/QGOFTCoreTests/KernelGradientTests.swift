@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 @testable import QGOFTCore
 
 /// Finite-difference checks of every backward kernel of the encoder and head (STYLE.md point 5).
@@ -82,9 +83,8 @@ final class KernelGradientTests: XCTestCase {
         // padded keys get probability exactly zero
         for h in 0..<H { for i in 0..<T { for j in 2..<T { XCTAssertEqual(probs[((1 * H + h) * T + i) * T + j], 0) } } }
         let dq = Tensor([N, C]), dk = Tensor([N, C]), dv = Tensor([N, C]), dctx = Tensor(shape: [N, C], values: r)
-        let scratch = Tensor([T * T])
         SelfAttention.backward(dq: dq.data, dk: dk.data, dv: dv.data, dctx: dctx.data, probs: probs.data,
-                               q: q.data, k: k.data, v: v.data, scratch: scratch.data, batch: B, seq: T, heads: H, headSize: hs)
+                               q: q.data, k: k.data, v: v.data, batch: B, seq: T, heads: H, headSize: hs)
         GradientCheck.check("attention.dq", input: q.data, count: N * C, analytic: dq.array, loss: loss)
         GradientCheck.check("attention.dk", input: k.data, count: N * C, analytic: dk.array, loss: loss)
         GradientCheck.check("attention.dv", input: v.data, count: N * C, analytic: dv.array, loss: loss)
@@ -140,5 +140,31 @@ final class KernelGradientTests: XCTestCase {
         GradientCheck.check("embeddings.dword", input: word.data, count: V * C, analytic: dw.array, loss: loss)
         GradientCheck.check("embeddings.dposition", input: pos.data, count: T * C, analytic: dp.array, loss: loss)
         GradientCheck.check("embeddings.dtokentype", input: typ.data, count: C, analytic: dt.array, loss: loss)
+    }
+}
+
+/// The fast erf inside GELU against glibc's erff.
+final class GELUTests: XCTestCase {
+    func testFastErfMatchesLibm() {
+        var worst: Float = 0
+        for i in -20000...20000 {
+            let x = Float(i) * 5e-4
+            worst = max(worst, abs(GELU.erf(x) - erff(x)))
+        }
+        XCTAssertLessThan(worst, 5e-7)  // A&S 7.1.26 is 1.5e-7 in exact arithmetic; Float rounding adds ~3 ulp
+        print("erf max |error| on [-10, 10]: \(worst)")
+    }
+
+    /// The 8-lane exp inside GELU against expf, relative error.
+    func testFastExpMatchesLibm() {
+        var worst: Float = 0
+        for i in -8700...8800 {
+            let x = Float(i) * 0.01
+            let e = GELU.exp(SIMD8<Float>(repeating: x))[0]
+            worst = max(worst, abs(e - expf(x)) / expf(x))
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(GELU.exp(SIMD8<Float>(repeating: -200))[0], 0)
+        print("exp max relative error on [-87, 88]: \(worst)")
     }
 }

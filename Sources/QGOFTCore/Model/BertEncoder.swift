@@ -227,7 +227,7 @@ public final class BertEncoder: @unchecked Sendable {
                                xhat: c.xhat1.data, rstd: c.rstd1.data, gamma: layer.ln1Gamma.data, rows: N, width: C)
             layer.attentionOutput.backward(dx: ws.dCtx.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
             SelfAttention.backward(dq: ws.dQ.data, dk: ws.dK.data, dv: ws.dV.data, dctx: ws.dCtx.data, probs: c.probs.data,
-                                   q: c.q.data, k: c.k.data, v: c.v.data, scratch: ws.attnScratch.data,
+                                   q: c.q.data, k: c.k.data, v: c.v.data,
                                    batch: B, seq: T, heads: H, headSize: hs)
             // dh = Lin_q'(dq) + Lin_k'(dk) + Lin_v'(dv) + dS1; not needed below layer 0.
             let dh: UnsafeMutablePointer<Float>? = (l > 0 || inputGradient) ? ws.dHidden.data : nil
@@ -266,7 +266,7 @@ public final class EncoderWorkspace: @unchecked Sendable {
     public let hidden: Tensor
     public let dHidden: Tensor
     let mask, sum, ctx, h1, gelu, adapterOut, adapterGrad: Tensor
-    let dSum, dGelu, dH1, dCtx, dQ, dK, dV, attnScratch: Tensor
+    let dSum, dGelu, dH1, dCtx, dQ, dK, dV: Tensor
 
     public init(config: BertConfiguration, maxBatch: Int, maxSeq: Int) {
         let rows = maxBatch * maxSeq
@@ -281,7 +281,6 @@ public final class EncoderWorkspace: @unchecked Sendable {
         gelu = Tensor([rows, F]); adapterOut = Tensor([rows, max(C, F)]); adapterGrad = Tensor([rows, max(C, F)])
         dSum = Tensor([rows, C]); dGelu = Tensor([rows, F]); dH1 = Tensor([rows, C]); dCtx = Tensor([rows, C])
         dQ = Tensor([rows, C]); dK = Tensor([rows, C]); dV = Tensor([rows, C])
-        attnScratch = Tensor([maxSeq * maxSeq])
     }
 
     /// Checks that a batch fits.

@@ -16,69 +16,69 @@ public enum SelfAttention {
     ) {
         let C = H * hs
         let scale = 1 / Float(hs).squareRoot()
-        for b in 0..<B {
-            for h in 0..<H {
+        let job = UncheckedSendable((ctx, probs, q, k, v, mask))  // disjoint (b, h) blocks per chunk
+        Parallel.forEachChunk(count: B * H, minRowsPerChunk: 1) { _, pairs in
+            let (ctx, probs, q, k, v, mask) = job.value
+            for bh in pairs {
+                let b = bh / H, h = bh % H
                 let off = b * T * C + h * hs
-                let p = probs + (b * H + h) * T * T
+                let p = probs + bh * T * T
                 // scores[T,T] = scale * q_bh k_bh^T
                 BLAS.gemm(c: p, a: q + off, b: k + off, m: T, n: T, k: hs, transB: true,
                           alpha: scale, lda: C, ldb: C, ldc: T)
-            }
-        }
-        softmaxRows(probs: probs, mask: mask, batch: B, seq: T, heads: H)
-        for b in 0..<B {
-            for h in 0..<H {
-                let off = b * T * C + h * hs
-                let p = probs + (b * H + h) * T * T
+                softmaxRows(p, mask: mask + b * T, rows: T, seq: T)
                 // ctx_bh[T,hs] = probs[T,T] v_bh[T,hs]
                 BLAS.gemm(c: ctx + off, a: p, b: v + off, m: T, n: hs, k: T, lda: T, ldb: C, ldc: C)
             }
         }
     }
 
-    /// In place over probs[B,H,T,T]: each row becomes softmax over the unmasked keys, 0 elsewhere.
-    static func softmaxRows(probs: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>, batch B: Int, seq T: Int, heads H: Int) {
-        let job = UncheckedSendable((probs, mask))  // disjoint rows per chunk
-        Parallel.forEachChunk(count: B * H * T, minRowsPerChunk: 64) { _, range in
-            let (probs, mask) = job.value
-            for row in range {
-                let b = row / (H * T)
-                let m = mask + b * T
-                let r = probs + row * T
-                var mx = -Float.infinity
-                for j in 0..<T where m[j] != 0 { mx = max(mx, r[j]) }
-                var sum: Float = 0
-                for j in 0..<T {
-                    if m[j] != 0 {
-                        let e = expf(r[j] - mx)
-                        r[j] = e
-                        sum += e
-                    } else {
-                        r[j] = 0
-                    }
+    /// In place over `rows` score rows of length T: each becomes softmax over the keys whose
+    /// mask m[j] is non-zero, and exactly 0 at the others.
+    @inline(__always)
+    static func softmaxRows(_ probs: UnsafeMutablePointer<Float>, mask m: UnsafePointer<Float>, rows: Int, seq T: Int) {
+        for row in 0..<rows {
+            let r = probs + row * T
+            var mx = -Float.infinity
+            for j in 0..<T where m[j] != 0 { mx = max(mx, r[j]) }
+            var sum: Float = 0
+            for j in 0..<T {
+                if m[j] != 0 {
+                    let e = expf(r[j] - mx)
+                    r[j] = e
+                    sum += e
+                } else {
+                    r[j] = 0
                 }
-                let inv = sum > 0 ? 1 / sum : 0
-                for j in 0..<T { r[j] *= inv }
             }
+            let inv = sum > 0 ? 1 / sum : 0
+            for j in 0..<T { r[j] *= inv }
         }
     }
 
     /// Differentiates ctx_bh = P v_bh, P = softmax(scale * q_bh k_bh^T):
     /// dP = dctx_bh v_bh^T, dv_bh = P^T dctx_bh, dS = P * (dP - rowsum(dP * P)),
-    /// dq_bh = scale * dS k_bh, dk_bh = scale * dS^T q_bh. `scratch` holds T*T floats.
+    /// dq_bh = scale * dS k_bh, dk_bh = scale * dS^T q_bh. (b, h) pairs run in parallel chunks,
+    /// each with its own T x T scratch for dS.
     public static func backward(
         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
         dctx: UnsafePointer<Float>, probs: UnsafePointer<Float>,
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        scratch: UnsafeMutablePointer<Float>, batch B: Int, seq T: Int, heads H: Int, headSize hs: Int
+        batch B: Int, seq T: Int, heads H: Int, headSize hs: Int
     ) {
         let C = H * hs
         let scale = 1 / Float(hs).squareRoot()
-        for b in 0..<B {
-            for h in 0..<H {
+        let chunks = Parallel.chunkCount(count: B * H, minRowsPerChunk: 1)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunks * T * T)
+        defer { scratch.deallocate() }
+        let job = UncheckedSendable((dq, dk, dv, dctx, probs, q, k, v, scratch))  // disjoint (b, h) blocks per chunk
+        Parallel.forEachChunk(count: B * H, minRowsPerChunk: 1) { chunk, pairs in
+            let (dq, dk, dv, dctx, probs, q, k, v, scratch) = job.value
+            for bh in pairs {
+                let b = bh / H, h = bh % H
                 let off = b * T * C + h * hs
-                let p = probs + (b * H + h) * T * T
-                let dS = scratch
+                let p = probs + bh * T * T
+                let dS = scratch + chunk * T * T
                 // dP[T,T] = dctx_bh v_bh^T
                 BLAS.gemm(c: dS, a: dctx + off, b: v + off, m: T, n: T, k: hs, transB: true, lda: C, ldb: C, ldc: T)
                 // dv_bh[T,hs] = P^T dctx_bh

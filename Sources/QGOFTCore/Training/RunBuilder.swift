@@ -6,8 +6,8 @@ public struct LoadedModel: @unchecked Sendable {
     public var config: BertConfiguration
     public var encoder: BertEncoder
     public var tokenizer: BertTokenizer
-    /// sha256 of model.safetensors.
-    public var sha256: String
+    /// sha256 of model.safetensors, when known (pinned for named assets, computed for runs).
+    public var sha256: String?
 }
 
 /// Everything a run needs, built from a `TrainingConfiguration`: the model with adapters, the
@@ -48,8 +48,7 @@ public enum RunBuilder {
         guard tokenizer.vocabularySize <= config.vocabSize else {
             throw ModelError(directory, "tokenizer has \(tokenizer.vocabularySize) tokens but vocab_size is \(config.vocabSize)")
         }
-        let sha = try sha256 ?? SHA256.hex(fileAt: weightsURL)
-        return LoadedModel(directory: directory, config: config, encoder: encoder, tokenizer: tokenizer, sha256: sha)
+        return LoadedModel(directory: directory, config: config, encoder: encoder, tokenizer: tokenizer, sha256: sha256)
     }
 
     /// Checks the options that do not depend on the model or data.
@@ -104,7 +103,9 @@ public enum RunBuilder {
     public static func prepare(_ c: TrainingConfiguration, store: AssetStore, progress: (String) -> Void) throws -> PreparedRun {
         try validate(c)
         let modelDir = try store.resolveModel(c.model, progress: progress)
-        let model = try loadModel(directory: modelDir)
+        let pinned = store.spec(named: c.model)?.files.first { $0.path == "model.safetensors" }?.sha256
+        let model = try loadModel(directory: modelDir,
+                                  sha256: pinned ?? SHA256.hex(fileAt: modelDir.appendingPathComponent("model.safetensors")))
         guard c.maxLength <= model.config.maxPositionEmbeddings else {
             throw TrainingError("--max-len \(c.maxLength): the model has only \(model.config.maxPositionEmbeddings) positions")
         }

@@ -203,8 +203,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     // MARK: the loop
 
     private func run() {
-        BLAS.setThreads(config.threads)
-        Parallel.threads = config.threads
+        BLAS.configure(threads: config.threads)
         startTime = Date()
         if let r = resumedFromStep {
             emit(.resumed, "resumed at step \(r) of \(schedule.totalSteps)")
