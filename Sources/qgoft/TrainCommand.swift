@@ -229,9 +229,11 @@ struct HeadlessReporter {
     func follow(_ control: TrainerControl) {
         var steps = 0, evals = 0, events = 0
         var lossSum = 0.0, taskSum = 0.0, penSum = 0.0, tokSum = 0.0, n = 0
+        var headerShown = false
         while true {
             let s = control.latestSnapshot()
-            if steps == 0 && events == 0 {
+            if !headerShown {
+                headerShown = true
                 print("# \(s.run.method) (\(s.run.layout)) on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
             }
             for r in s.steps.dropFirst(steps) {

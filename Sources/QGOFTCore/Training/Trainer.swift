@@ -59,6 +59,8 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     private let optimizer: AdamW
     private let params: [(module: String, parameter: Parameter)]
     private let anglePairs: [String: [(Int, Int)]]
+    /// Validation rows by length (stable), for evaluation batches with little padding.
+    private let validationOrder: [Int]
 
     // Trainer-thread state.
     private var step = 0
@@ -112,6 +114,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             }
         }
         anglePairs = pairs
+        validationOrder = validation.ids.indices.sorted { (validation.ids[$0].count, $0) < (validation.ids[$1].count, $1) }
         var runDesc = run
         runDesc.totalSteps = total
         runDesc.stepsPerEpoch = stepsPerEpoch
@@ -367,12 +370,14 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     // MARK: evaluation and statistics
 
-    /// Accuracy and mean loss over the validation set, in batches of `batchSize`, file order.
+    /// Accuracy and mean loss over the validation set, in batches of `batchSize`. Sentences are
+    /// taken shortest first so that a batch pads little (each sentence's logits do not depend on
+    /// its batch mates: padding is masked), which halves the time of an evaluation.
     public func evaluate() {
         let t0 = Date()
         var lossSum: Double = 0, correct = 0
         var i = 0
-        let idx = Array(0..<validation.count)
+        let idx = validationOrder
         while i < validation.count {
             let end = min(i + config.batchSize, validation.count)
             let b = validation.batch(idx[i..<end])
