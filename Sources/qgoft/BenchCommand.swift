@@ -83,8 +83,8 @@ struct BenchCommand: ParsableCommand {
             let mean = times.reduce(0, +) / Double(times.count)
             let median = sorted[sorted.count / 2]
             let padded = Double(batch.batch * seqLen)
-            print(String(format: "bench %@: batch %d x %d (%d real tokens), %d threads, %d warm-up + %d timed steps",
-                         label, batch.batch, seqLen, real, threads.threads, warmup, steps))
+            print(String(format: "bench %@: batch %d x %d (%d real tokens), %d threads, %d warm-up + %d timed steps, OpenBLAS %@ kernels",
+                         label, batch.batch, seqLen, real, threads.threads, warmup, steps, BLAS.coreName))
             print(String(format: "ms/step mean %.1f  median %.1f  min %.1f  max %.1f", mean * 1000, median * 1000,
                          sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
             print(String(format: "tokens/s %.0f (padded), %.0f (real)  peak RSS %.0f MiB",

@@ -74,9 +74,9 @@ public enum RunBuilder {
         guard c.validationFraction > 0, c.validationFraction < 1 else { throw bad("--val-fraction", c.validationFraction, "must be in (0, 1)") }
         guard !c.targets.isEmpty else { throw bad("--targets", "(empty)", "name at least one linear layer") }
         for t in c.targets where !TrainingConfiguration.defaultTargets.contains(t) {
-            let short = TrainingConfiguration.targetAliases[t].map { " (did you mean \($0)?)" } ?? ""
-            throw bad("--targets", t, "unknown layer\(short); known: \(TrainingConfiguration.defaultTargets.joined(separator: ","))")
+            throw bad("--targets", t, "unknown layer; known: query, key, value, attention.output.dense, intermediate.dense, output.dense")
         }
+        if let layers = c.layers, layers.isEmpty { throw bad("--layers", "(empty)", "name at least one encoder layer") }
     }
 
     /// Creates one adapter of the configured kind for input width `width`.
