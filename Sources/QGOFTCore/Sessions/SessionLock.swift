@@ -55,4 +55,15 @@ public struct SessionLock: Codable, Sendable, Equatable {
         guard let lock = read(session: session), lock.isAlive(now: now) else { return .crashed }
         return written
     }
+
+    /// True when a writer holds the session folder's flock (a `SessionWriter` does for its whole
+    /// life; the kernel drops it when the process dies). Tested by trying to take it.
+    public static func isHeld(session: URL) -> Bool {
+        let fd = open(session.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 { return errno == EWOULDBLOCK }
+        flock(fd, LOCK_UN)
+        return false
+    }
 }
