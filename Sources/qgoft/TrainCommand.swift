@@ -219,11 +219,12 @@ struct TrainCommand: ParsableCommand {
             trainer.pauseIfLoss = options.pauseIfLoss
             trainer.snapshotEvery = options.snapshotEvery
             trainer.observer = writer  // weak: `writer` stays referenced until close below
+            let history = trainer.latestSnapshot()  // a resumed run's earlier records are not printed again
             trainer.start()
             do {
                 if headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0 {
                     let stopper = SignalStopper { trainer.send(.stop) }
-                    HeadlessReporter(logEvery: logEvery).follow(trainer)
+                    HeadlessReporter(logEvery: logEvery, history: history).follow(trainer)
                     trainer.waitUntilDone()
                     withExtendedLifetime(stopper) {}
                 } else {
@@ -359,11 +360,14 @@ final class SignalStopper: @unchecked Sendable {
 /// progress line every N steps, every evaluation and every event, then a summary.
 struct HeadlessReporter {
     var logEvery: Int
+    /// What the trainer held before it started (a resumed run's history), not printed again.
+    var history: TrainerSnapshot?
 
     func follow(_ control: TrainerControl) {
-        var steps = 0, evals = 0, events = 0
+        var steps = history?.steps.count ?? 0, evals = history?.evals.count ?? 0, events = history?.events.count ?? 0
         var lossSum = 0.0, taskSum = 0.0, penSum = 0.0, tokSum = 0.0, n = 0
         var headerShown = false
+        var pauseExplained = false
         while true {
             let s = control.latestSnapshot()
             if !headerShown {
@@ -388,6 +392,14 @@ struct HeadlessReporter {
                 print(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
             }
             evals = s.evals.count
+            if case .paused(let reason) = s.state {
+                if !pauseExplained {
+                    pauseExplained = true
+                    print("# paused (\(reason)): a headless run cannot be continued from here; Ctrl-C stops it with a final snapshot, then `qgoft train --resume \(s.run.sessionID ?? "<id>")` continues it")
+                }
+            } else {
+                pauseExplained = false
+            }
             fflush(nil)
             if s.state.isTerminal { break }
             Thread.sleep(forTimeInterval: 0.1)

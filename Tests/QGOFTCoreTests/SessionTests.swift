@@ -75,6 +75,20 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(reopened.resumeSteps, [4])
         XCTAssertEqual(reopened.warnings.count, 1)
         XCTAssertTrue(reopened.warnings[0].contains("line \(clean.records.count + 1)"), reopened.warnings[0])
+
+        // Missing logs read as empty, with a warning; a corrupt session.json is an error naming it.
+        try FileManager.default.removeItem(at: w.directory.appendingPathComponent(SessionFormat.eventsFile))
+        let noEvents = try LoadedSession.load(w.directory)
+        XCTAssertTrue(noEvents.events.isEmpty)
+        XCTAssertTrue(noEvents.warnings.contains("events.jsonl: missing (read as empty)"), "\(noEvents.warnings)")
+        let sessionFile = w.directory.appendingPathComponent(SessionFormat.sessionFile)
+        let text = try String(contentsOf: sessionFile, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"configuration\"", with: "\"konfiguration\"").write(to: sessionFile, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try LoadedSession.load(w.directory)) {
+            XCTAssertTrue("\($0)".contains("session.json: corrupt (missing key 'configuration')"), "\($0)")
+        }
+        try Data().write(to: sessionFile)
+        XCTAssertThrowsError(try LoadedSession.load(w.directory)) { XCTAssertTrue("\($0)".contains("session.json: corrupt"), "\($0)") }
     }
 
     func testResumeMarkersSupersedeLaterRecords() throws {
@@ -142,6 +156,22 @@ final class SessionTests: XCTestCase {
         XCTAssertEqual(try LoadedSession.load(w2.directory).status, .finished)
     }
 
+    func testSummaryOfASessionKilledBeforeItsFirstStep() throws {
+        let root = try S.scratch(self)
+        let (trainer, classifier) = try S.tinyTrainer(S.tinyConfig(maxSteps: 2))
+        let w = try S.writer(root: root, trainer: trainer, classifier: classifier)
+        w.close(status: .running)
+        try FileManager.default.removeItem(at: w.directory.appendingPathComponent(SessionFormat.lockFile))
+        let s = try LoadedSession.load(w.directory)
+        let text = SessionReport.summary(s, size: s.size)
+        for want in ["status     crashed (session.json says running)", "curve      no steps logged", "evals      none", "snapshots  none"] {
+            XCTAssertTrue(text.contains(want), "missing '\(want)' in:\n\(text)")
+        }
+        let table = SessionReport.table([.loaded(s, size: s.size), .unreadable(id: "x", problem: "x/session.json: corrupt")])
+        XCTAssertTrue(table.contains("crashed"), table)
+        XCTAssertTrue(table.hasSuffix("x: x/session.json: corrupt"), table)
+    }
+
     func testASecondWriterIsRefused() throws {
         let root = try S.scratch(self)
         let (trainer, classifier) = try S.tinyTrainer(S.tinyConfig(maxSteps: 3))
@@ -173,6 +203,7 @@ final class SessionTests: XCTestCase {
             let root = try S.scratch(self)
             let (trainer, classifier) = try S.tinyTrainer(S.tinyConfig(method: method, maxSteps: 2))
             let w = try S.writer(root: root, trainer: trainer, classifier: classifier)
+            if method == .qgoft { trainer.send(.setLambda(5e-3)) }  // taken at the first step boundary
             trainer.runToCompletion()
             w.close()
             let session = try LoadedSession.load(w.directory)
@@ -220,6 +251,15 @@ final class SessionTests: XCTestCase {
             XCTAssertEqual(folder.sidecar.modules.count, 12)
             XCTAssertEqual(folder.sidecar.statistics?.step, 2)
             XCTAssertEqual(folder.state.seed, trainer.config.seed)
+            if method == .qgoft {
+                let change = LambdaChange(step: 0, from: trainer.config.lambda, to: 5e-3)
+                XCTAssertEqual(folder.sidecar.lambdaHistory, [change])
+                XCTAssertEqual(folder.sidecar.lambda, 5e-3)
+                XCTAssertEqual(folder.sidecar.initialLambda, trainer.config.lambda)
+                XCTAssertEqual(folder.state.lambda, 5e-3)
+                XCTAssertEqual(session.lambdaChanges.count, 1)
+                XCTAssertTrue(SessionReport.table([.loaded(session, size: 1)]).contains("qgoft"))
+            }
         }
     }
 

@@ -90,6 +90,11 @@ public struct LoadedSession: Sendable {
         }
         if eTorn && !status.isLive { warnings.append("\(SessionFormat.eventsFile): torn last line ignored (the writer was killed mid-line)") }
 
+        for f in [SessionFormat.metricsFile, SessionFormat.eventsFile]
+        where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(f).path) {
+            warnings.append("\(f): missing (read as empty)")
+        }
+
         // snapshots/
         var snapshots: [SnapshotListing] = []
         var incomplete: [String] = []

@@ -371,6 +371,15 @@ public struct SnapshotFolder: @unchecked Sendable {
         step = state.step
     }
 
+    /// Opens a safetensors file of the snapshot, refusing a newer `format_version`.
+    static func open(_ url: URL) throws -> SafetensorsFile {
+        let f = try SafetensorsFile(url: url)
+        if let v = f.metadata["format_version"].flatMap({ Int($0) }), v > SessionFormat.version {
+            throw SessionError(url, "format_version \(v) is newer than this qgoft reads (\(SessionFormat.version)); update qgoft")
+        }
+        return f
+    }
+
     /// Refuses a snapshot made for another model, method or layout than `config` / `modelSHA256`.
     public func checkCompatible(with config: TrainingConfiguration, modelSHA256: String?, sessionID: String?) throws {
         let s = sidecar
@@ -394,8 +403,8 @@ public struct SnapshotFolder: @unchecked Sendable {
     public func checkpoint() throws -> TrainerCheckpoint {
         let valuesURL = url.appendingPathComponent(SnapshotFormat.adapterModelFile)
         let momentsURL = url.appendingPathComponent(SnapshotFormat.optimizerFile)
-        let values = try SafetensorsFile(url: valuesURL)
-        let moments = try SafetensorsFile(url: momentsURL)
+        let values = try Self.open(valuesURL)
+        let moments = try Self.open(momentsURL)
         var tensors: [TrainerCheckpoint.Tensors] = []
         var used = Set<String>()
         for e in values.entries {
@@ -431,7 +440,7 @@ public struct SnapshotFolder: @unchecked Sendable {
     /// with its shape, and every tensor of the file must be used.
     public func apply(to encoder: BertEncoder, head: ClassificationHead) throws {
         let fileURL = url.appendingPathComponent(SnapshotFormat.adapterModelFile)
-        let file = try SafetensorsFile(url: fileURL)
+        let file = try Self.open(fileURL)
         var targets: [(String, Parameter)] = []
         for lin in encoder.adaptedLinears {
             for p in lin.adapter?.parameters ?? [] { targets.append((SnapshotFormat.tensorName(module: lin.module, name: p.name), p)) }
