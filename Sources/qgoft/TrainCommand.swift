@@ -76,8 +76,11 @@ struct TrainCommand: ParsableCommand {
     var snapshotEvery: Int?
     @Option(name: .long, help: "Write a JSON summary of the run to this file.")
     var out: String?
+    @Option(name: .long, help: "Continue a stopped or crashed session (id or unique prefix) from its newest complete snapshot, with its saved configuration.")
+    var resume: String?
+    @OptionGroup var sessions: SessionsOptions
 
-    func configuration() throws -> TrainingConfiguration {
+    func configuration(validating: Bool = true) throws -> TrainingConfiguration {
         var c = TrainingConfiguration()
         c.model = model.model
         c.data = data
@@ -116,7 +119,7 @@ struct TrainCommand: ParsableCommand {
         c.threads = threads
         c.evalEvery = evalEvery
         c.statsEvery = statsEvery
-        try RunBuilder.validate(c)
+        if validating { try RunBuilder.validate(c) }
         return c
     }
 
@@ -139,39 +142,158 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let config = try configuration()
             let (driftGuard, lossGuard) = try guards()
             guard logEvery >= 1 else { throw TrainingError("--log-every \(logEvery): must be at least 1") }
             if let s = snapshotEvery, s < 1 { throw TrainingError("--snapshot-every \(s): must be at least 1") }
+            let store = sessions.store
+
+            // The configuration: from the command line, or the saved one of the session resumed.
+            var config: TrainingConfiguration
+            var options = SessionRunOptions(snapshotEvery: snapshotEvery, pauseIfDrift: driftGuard, pauseIfLoss: lossGuard)
+            var resumed: LoadedSession?
+            if let resume {
+                let session = try store.load(resume)
+                try checkResumable(session)
+                config = session.info.configuration
+                try refuseChangedOptions(saved: config, session: session.id)
+                let given = CommandLineFlags.given()
+                if !given.contains("--snapshot-every") { options.snapshotEvery = session.info.options.snapshotEvery }
+                if !given.contains("--pause-if") {
+                    options.pauseIfDrift = session.info.options.pauseIfDrift
+                    options.pauseIfLoss = session.info.options.pauseIfLoss
+                }
+                try RunBuilder.validate(config)
+                resumed = session
+            } else {
+                config = try configuration()
+            }
+
             BLAS.configure(threads: config.threads)
-            let prepared = try RunBuilder.prepare(config, store: AssetStore(), progress: progressLine)
+            var prepared = try RunBuilder.prepare(config, store: AssetStore(), progress: progressLine)
             if prepared.train.truncated + prepared.validation.truncated > 0 {
                 progressLine("note: \(prepared.train.truncated + prepared.validation.truncated) texts are longer than \(config.maxLength) tokens and were truncated")
             }
-            let trainer = Trainer(config: config, model: prepared.classifier, train: prepared.train,
-                                  validation: prepared.validation, run: prepared.run)
-            trainer.pauseIfDrift = driftGuard
-            trainer.pauseIfLoss = lossGuard
-            trainer.snapshotEvery = snapshotEvery
-            trainer.start()
-            if headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0 {
-                let stopper = SignalStopper { trainer.send(.stop) }
-                HeadlessReporter(logEvery: logEvery).follow(trainer)
-                trainer.waitUntilDone()
-                withExtendedLifetime(stopper) {}
-            } else {
-                let exit = try Workbench.runLive(control: trainer)
-                if case .interrupted = exit {
-                    progressLine("stopping: finishing the step and writing a final snapshot")
+            let modules = SnapshotModule.of(prepared.classifier.encoder)
+            let head = SnapshotHead(module: ClassificationHead.module, input: "mean", inWidth: prepared.classifier.head.width,
+                                    classes: prepared.classifier.head.classes, labels: prepared.dataset.labelNames)
+
+            // The session: a new one, or the resumed one reopened after its snapshot is loaded.
+            let writer: SessionWriter
+            let trainer: Trainer
+            if let session = resumed {
+                try SessionModels.checkModel(sha256: prepared.model.sha256, at: prepared.model.directory, session: session)
+                try SessionModels.checkData(sha256: prepared.dataset.sha256, source: prepared.dataset.source, session: session)
+                let (found, problems) = session.newestSnapshot()
+                for p in problems { progressLine("warning: skipping a newer snapshot: \(p)") }
+                guard let snap = found else {
+                    throw TrainingError("\(session.directory.path): no complete snapshot to resume from; start a new run")
                 }
-                trainer.waitUntilDone()
-                printSummary(trainer.latestSnapshot())
+                try snap.checkCompatible(with: config, modelSHA256: prepared.model.sha256, sessionID: session.id)
+                prepared.run.sessionID = session.id
+                trainer = Trainer(config: config, model: prepared.classifier, train: prepared.train,
+                                  validation: prepared.validation, run: prepared.run)
+                guard snap.step < trainer.totalSteps else {
+                    throw TrainingError("session \(session.id): its newest snapshot is at step \(snap.step) of \(trainer.totalSteps); nothing left to run")
+                }
+                let (history, events) = session.history(upTo: snap.step)
+                try trainer.restore(try snap.checkpoint(), history: history, events: events)
+                writer = try SessionWriter.resume(session: session, from: snap, modules: modules, head: head)
+                let machine = SessionMachine.current()
+                if machine.blasCore != session.info.machine.blasCore || machine.hostname != session.info.machine.hostname {
+                    progressLine("note: the session was made on \(session.info.machine.hostname) (OpenBLAS \(session.info.machine.blasCore)); here it is \(machine.hostname) (OpenBLAS \(machine.blasCore)): the curve may differ in the last bits")
+                }
+                progressLine("resuming session \(session.id) at step \(snap.step) of \(trainer.totalSteps) from \(snap.url.path)")
+            } else {
+                writer = try SessionWriter.create(root: store.root, info: SessionInfo.make(for: prepared, options: options),
+                                                  modules: modules, head: head)
+                prepared.run.sessionID = writer.id
+                trainer = Trainer(config: config, model: prepared.classifier, train: prepared.train,
+                                  validation: prepared.validation, run: prepared.run)
+                progressLine("session \(writer.id) in \(writer.directory.path)")
             }
+            do { try writer.update(run: trainer.latestSnapshot().run) } catch {
+                writer.close(status: .failed, warn: { progressLine("warning: \($0)") })
+                throw error
+            }
+            trainer.pauseIfDrift = options.pauseIfDrift
+            trainer.pauseIfLoss = options.pauseIfLoss
+            trainer.snapshotEvery = options.snapshotEvery
+            trainer.observer = writer  // weak: `writer` stays referenced until close below
+            let history = trainer.latestSnapshot()  // a resumed run's earlier records are not printed again
+            trainer.start()
+            do {
+                if headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0 {
+                    let stopper = SignalStopper { trainer.send(.stop) }
+                    HeadlessReporter(logEvery: logEvery, history: history).follow(trainer)
+                    trainer.waitUntilDone()
+                    withExtendedLifetime(stopper) {}
+                } else {
+                    let exit = try Workbench.runLive(control: trainer)
+                    if case .interrupted = exit {
+                        progressLine("stopping: finishing the step and writing a final snapshot")
+                    }
+                    trainer.waitUntilDone()
+                    printSummary(trainer.latestSnapshot())
+                }
+            } catch {
+                // The front end failed (no terminal?): stop cleanly so the session keeps everything.
+                trainer.send(.stop)
+                trainer.waitUntilDone()
+                writer.close(warn: { progressLine("warning: \($0)") })
+                throw error
+            }
+            writer.close(warn: { progressLine("warning: \($0)") })
+            progressLine("session \(writer.id): \(writer.sessionInfo.status.rawValue) (\(writer.directory.path))")
             let snap = trainer.latestSnapshot()
             if let out { try writeSummary(snap, prepared: prepared, to: out) }
             if case .failed(let msg) = snap.state { throw TrainingError("training failed: \(msg)") }
         }
     }
+
+    /// Refuses to resume a session that is being written, or that has ended for good.
+    func checkResumable(_ s: LoadedSession) throws {
+        switch s.status {
+        case .running, .paused:
+            let who = SessionLock.read(session: s.directory).map { " (pid \($0.pid) on \($0.hostname))" } ?? ""
+            throw TrainingError("session \(s.id) is \(s.status.rawValue)\(who): a qgoft process is still writing it; `qgoft inspect \(s.id)` follows it")
+        case .finished:
+            throw TrainingError("session \(s.id) finished at step \(s.lastStep); nothing to resume")
+        case .stopped, .crashed, .failed:
+            return
+        }
+    }
+
+    /// Options given on the command line together with `--resume` must match the saved
+    /// configuration: a changed one would silently change the run, so name them and refuse.
+    func refuseChangedOptions(saved: TrainingConfiguration, session: String) throws {
+        let given = CommandLineFlags.given()
+        let mine = try configuration(validating: false)
+        var diffs: [String] = []
+        for (flag, value) in Self.configurationFlags where given.contains(flag) {
+            let (a, b) = (value(mine), value(saved))
+            if a != b { diffs.append("\(flag) \(a) (the session has \(b))") }
+        }
+        if !diffs.isEmpty {
+            throw TrainingError("--resume \(session): \(diffs.joined(separator: ", ")) differ from the saved configuration; drop them to continue the session as it was, or start a new run")
+        }
+    }
+
+    /// The options that make up the `TrainingConfiguration`, with the value each gives it.
+    static let configurationFlags: [(String, @Sendable (TrainingConfiguration) -> String)] = [
+        ("--model", { $0.model }), ("--data", { $0.data }),
+        ("--text-column", { $0.textColumn ?? "(default)" }), ("--label-column", { $0.labelColumn ?? "(default)" }),
+        ("--val-fraction", { "\($0.validationFraction)" }), ("--method", { $0.method.rawValue }),
+        ("--layout", { $0.layout.rawValue }), ("--no-scaling", { $0.goftScaling ? "off" : "on" }),
+        ("--targets", { $0.targets.joined(separator: ",") }),
+        ("--layers", { $0.layers.map { $0.map(String.init).joined(separator: ",") } ?? "all" }),
+        ("--lambda", { "\($0.lambda)" }), ("--lr", { "\($0.learningRate)" }),
+        ("--head-lr", { $0.headLearningRate.map { "\($0)" } ?? "(--lr)" }), ("--epochs", { "\($0.epochs)" }),
+        ("--max-steps", { $0.maxSteps.map(String.init) ?? "(none)" }), ("--batch-size", { "\($0.batchSize)" }),
+        ("--max-len", { "\($0.maxLength)" }), ("--warmup-frac", { "\($0.warmupFraction)" }),
+        ("--head-wd", { "\($0.headWeightDecay)" }), ("--clip-grad-norm", { $0.clipGradNorm.map { "\($0)" } ?? "(off)" }),
+        ("--seed", { "\($0.seed)" }), ("--threads", { "\($0.threads)" }), ("--eval-every", { "\($0.evalEvery)" }),
+        ("--stats-every", { "\($0.statsEvery)" }),
+    ]
 
     /// The closing lines after the workbench has restored the terminal.
     func printSummary(_ s: TrainerSnapshot) {
@@ -200,6 +322,19 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
+/// The long options present on the command line (`--lr 1e-3` and `--lr=1e-3` both count).
+enum CommandLineFlags {
+    static func given(_ arguments: [String] = CommandLine.arguments) -> Set<String> {
+        var out = Set<String>()
+        for a in arguments.dropFirst() {
+            if a == "--" { break }
+            guard a.hasPrefix("--") else { continue }
+            out.insert(String(a.split(separator: "=", maxSplits: 1).first ?? Substring(a)))
+        }
+        return out
+    }
+}
+
 /// Turns SIGINT/SIGTERM into a clean stop (a second signal exits at once).
 final class SignalStopper: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
@@ -225,11 +360,14 @@ final class SignalStopper: @unchecked Sendable {
 /// progress line every N steps, every evaluation and every event, then a summary.
 struct HeadlessReporter {
     var logEvery: Int
+    /// What the trainer held before it started (a resumed run's history), not printed again.
+    var history: TrainerSnapshot?
 
     func follow(_ control: TrainerControl) {
-        var steps = 0, evals = 0, events = 0
+        var steps = history?.steps.count ?? 0, evals = history?.evals.count ?? 0, events = history?.events.count ?? 0
         var lossSum = 0.0, taskSum = 0.0, penSum = 0.0, tokSum = 0.0, n = 0
         var headerShown = false
+        var pauseExplained = false
         while true {
             let s = control.latestSnapshot()
             if !headerShown {
@@ -254,6 +392,14 @@ struct HeadlessReporter {
                 print(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
             }
             evals = s.evals.count
+            if case .paused(let reason) = s.state {
+                if !pauseExplained {
+                    pauseExplained = true
+                    print("# paused (\(reason)): a headless run cannot be continued from here; Ctrl-C stops it with a final snapshot, then `qgoft train --resume \(s.run.sessionID ?? "<id>")` continues it")
+                }
+            } else {
+                pauseExplained = false
+            }
             fflush(nil)
             if s.state.isTerminal { break }
             Thread.sleep(forTimeInterval: 0.1)

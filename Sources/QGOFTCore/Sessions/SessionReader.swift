@@ -1,0 +1,204 @@
+import Foundation
+
+/// A snapshot folder found in a session (complete ones only; see `LoadedSession.incompleteSnapshots`).
+public struct SnapshotListing: Sendable, Equatable {
+    public var step: Int
+    public var url: URL
+}
+
+/// A session folder read from disk, with the resume rule applied.
+///
+/// Resume rule: a resume from the snapshot of step S supersedes everything the abandoned
+/// continuation logged after S. In metrics.jsonl a `{"type": "resume", "step": S}` line drops
+/// every earlier record with step > S; in events.jsonl the trainer's `resumed` event at step S
+/// drops every earlier event with step > S. What remains has at most one record of a kind per
+/// step, in file order.
+///
+/// Reading never fails on the logs: a torn last line (a writer killed mid-line) is ignored and
+/// lines that do not parse are skipped and listed in `warnings`. Only a missing or corrupt
+/// session.json makes `load` throw.
+public struct LoadedSession: Sendable {
+    public let directory: URL
+    public let info: SessionInfo
+    /// `info.status`, or `crashed` when it says running/paused but no process writes it any more.
+    public let status: SessionStatus
+    public let records: [MetricRecord]
+    public let events: [TrainerEvent]
+    /// Steps resumed from, in order.
+    public let resumeSteps: [Int]
+    /// How many records and events the resume rule dropped.
+    public let superseded: Int
+    public let warnings: [String]
+    /// Complete `step-N` folders, ascending.
+    public let snapshots: [SnapshotListing]
+    /// Temporary snapshot folders (a snapshot being written, or left by a killed process).
+    public let incompleteSnapshots: [String]
+
+    public var id: String { info.id }
+
+    /// Reads `directory`.
+    public static func load(_ directory: URL, now: Date = Date()) throws -> LoadedSession {
+        let sessionURL = directory.appendingPathComponent(SessionFormat.sessionFile)
+        let info = try SessionJSON.read(SessionInfo.self, from: sessionURL)
+        if info.formatVersion > SessionFormat.version {
+            throw SessionError(sessionURL, "format_version \(info.formatVersion) is newer than this qgoft reads (\(SessionFormat.version)); update qgoft")
+        }
+        let status = SessionLock.effectiveStatus(info.status, session: directory, now: now)
+        var warnings: [String] = []
+        let decoder = SessionJSON.decoder()
+
+        // metrics.jsonl
+        struct Probe: Decodable { var type: String }
+        let metricsURL = directory.appendingPathComponent(SessionFormat.metricsFile)
+        var records: [MetricRecord] = []
+        var resumeSteps: [Int] = []
+        var superseded = 0
+        let (mLines, mTorn) = try LineReader.lines(metricsURL)
+        for (n, line) in mLines {
+            do {
+                if try decoder.decode(Probe.self, from: line).type == "resume" {
+                    let r = try decoder.decode(ResumeMarker.self, from: line)
+                    let before = records.count
+                    records.removeAll { $0.step > r.step }
+                    superseded += before - records.count
+                    resumeSteps.append(r.step)
+                } else {
+                    records.append(try decoder.decode(MetricRecord.self, from: line))
+                }
+            } catch {
+                warnings.append("\(SessionFormat.metricsFile) line \(n): skipped, does not parse (\(SessionJSON.decodingProblem(error)))")
+            }
+        }
+        if mTorn && !status.isLive { warnings.append("\(SessionFormat.metricsFile): torn last line ignored (the writer was killed mid-line)") }
+
+        // events.jsonl
+        let eventsURL = directory.appendingPathComponent(SessionFormat.eventsFile)
+        var events: [TrainerEvent] = []
+        let (eLines, eTorn) = try LineReader.lines(eventsURL)
+        for (n, line) in eLines {
+            do {
+                let e = try decoder.decode(TrainerEvent.self, from: line)
+                if e.kind == .resumed {
+                    let before = events.count
+                    events.removeAll { $0.step > e.step }
+                    superseded += before - events.count
+                }
+                events.append(e)
+            } catch {
+                warnings.append("\(SessionFormat.eventsFile) line \(n): skipped, does not parse (\(SessionJSON.decodingProblem(error)))")
+            }
+        }
+        if eTorn && !status.isLive { warnings.append("\(SessionFormat.eventsFile): torn last line ignored (the writer was killed mid-line)") }
+
+        for f in [SessionFormat.metricsFile, SessionFormat.eventsFile]
+        where !FileManager.default.fileExists(atPath: directory.appendingPathComponent(f).path) {
+            warnings.append("\(f): missing (read as empty)")
+        }
+
+        // snapshots/
+        var snapshots: [SnapshotListing] = []
+        var incomplete: [String] = []
+        let snapDir = directory.appendingPathComponent(SessionFormat.snapshotsFolder, isDirectory: true)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: snapDir.path)) ?? [] {
+            if let step = SnapshotFormat.step(ofFolder: name) {
+                snapshots.append(SnapshotListing(step: step, url: snapDir.appendingPathComponent(name, isDirectory: true)))
+            } else if name.hasPrefix(".step-") {
+                incomplete.append(name)
+            }
+        }
+        snapshots.sort { $0.step < $1.step }
+        return LoadedSession(
+            directory: directory, info: info, status: status, records: records, events: events, resumeSteps: resumeSteps,
+            superseded: superseded, warnings: warnings, snapshots: snapshots, incompleteSnapshots: incomplete.sorted())
+    }
+
+    /// The newest snapshot that opens (`SnapshotFolder` checks its files), and the problems of
+    /// newer ones that did not. nil when there is none.
+    public func newestSnapshot() -> (snapshot: SnapshotFolder?, problems: [String]) {
+        var problems: [String] = []
+        for s in snapshots.reversed() {
+            do { return (try SnapshotFolder(url: s.url), problems) } catch { problems.append(describe(error)) }
+        }
+        return (nil, problems)
+    }
+
+    /// The snapshot of `step`, or the newest one when nil.
+    public func snapshot(step: Int?) throws -> SnapshotFolder {
+        guard let step else {
+            let (s, problems) = newestSnapshot()
+            guard let s else {
+                let why = problems.isEmpty ? "" : " (" + problems.joined(separator: "; ") + ")"
+                throw SessionError(directory, "the session has no complete snapshot\(why)")
+            }
+            return s
+        }
+        guard let s = snapshots.first(where: { $0.step == step }) else {
+            let have = snapshots.map { String($0.step) }.joined(separator: ", ")
+            throw SessionError(directory, "no snapshot of step \(step); snapshots: \(have.isEmpty ? "none" : have)")
+        }
+        return try SnapshotFolder(url: s.url)
+    }
+
+    /// The records and events up to and including `step`: what a trainer resumed from the
+    /// snapshot of that step takes as its history.
+    public func history(upTo step: Int) -> (records: [MetricRecord], events: [TrainerEvent]) {
+        (records.filter { $0.step <= step }, events.filter { $0.step <= step })
+    }
+
+    public var stepRecords: [StepRecord] { records.compactMap { if case .step(let s) = $0 { s } else { nil } } }
+    public var evalRecords: [EvalRecord] { records.compactMap { if case .eval(let e) = $0 { e } else { nil } } }
+    public var statsRecords: [StatsRecord] { records.compactMap { if case .stats(let s) = $0 { s } else { nil } } }
+
+    /// Steps logged so far.
+    public var lastStep: Int { max(stepRecords.map(\.step).max() ?? 0, info.step) }
+    public var bestValAccuracy: Double? { evalRecords.map(\.valAccuracy).max() }
+    public var lambdaChanges: [TrainerEvent] { events.filter { $0.kind == .lambdaChanged } }
+    /// Bytes on disk.
+    public var size: Int { SessionFiles.size(of: directory) }
+}
+
+/// The sessions folder: listing, finding a session by id or unique prefix.
+public struct SessionStore: Sendable {
+    public let root: URL
+
+    public init(root: URL) { self.root = root }
+
+    /// Session folders (those holding a session.json), sorted by id (= by start time).
+    public func sessionFolders() -> [URL] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: root.path) else { return [] }
+        return names.sorted().compactMap { name in
+            guard !name.hasPrefix(".") else { return nil }
+            let dir = root.appendingPathComponent(name, isDirectory: true)
+            return fm.fileExists(atPath: dir.appendingPathComponent(SessionFormat.sessionFile).path) ? dir : nil
+        }
+    }
+
+    /// The folder of session `idOrPrefix`: an exact id, a unique prefix of one, or a path to a
+    /// session folder.
+    public func resolve(_ idOrPrefix: String) throws -> URL {
+        let fm = FileManager.default
+        if idOrPrefix.contains("/") {
+            let url = URL(fileURLWithPath: (idOrPrefix as NSString).expandingTildeInPath, isDirectory: true)
+            guard fm.fileExists(atPath: url.appendingPathComponent(SessionFormat.sessionFile).path) else {
+                throw SessionError(url, "not a session folder (no \(SessionFormat.sessionFile))")
+            }
+            return url
+        }
+        let folders = sessionFolders()
+        if let exact = folders.first(where: { $0.lastPathComponent == idOrPrefix }) { return exact }
+        let matches = folders.filter { $0.lastPathComponent.hasPrefix(idOrPrefix) }
+        switch matches.count {
+        case 1: return matches[0]
+        case 0:
+            let hint = folders.isEmpty ? "there are no sessions there" : "`qgoft sessions` lists them"
+            throw SessionError(root, "no session '\(idOrPrefix)' (\(hint); --sessions-dir or QGOFT_SESSIONS choose another folder)")
+        default:
+            let names = matches.prefix(5).map(\.lastPathComponent).joined(separator: ", ")
+            throw SessionError(root, "'\(idOrPrefix)' matches \(matches.count) sessions (\(names)\(matches.count > 5 ? ", ..." : "")); give more of the id")
+        }
+    }
+
+    /// Loads the session `idOrPrefix`.
+    public func load(_ idOrPrefix: String) throws -> LoadedSession { try LoadedSession.load(try resolve(idOrPrefix)) }
+}

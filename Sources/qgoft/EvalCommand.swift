@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import QGOFTCore
+
+/// `qgoft eval <id>`: the accuracy of a snapshot on a dataset.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Accuracy of a snapshot on the session's validation split or on any dataset.",
+        discussion: """
+            Without --data: the session's own validation split (the data file must be unchanged). With \
+            --data: every row of that dataset (rotten-tomatoes, imdb, or a CSV/TSV/JSONL file); its \
+            labels must be as many as the head's classes.
+            """)
+
+    @Argument(help: "Session id (or a unique prefix of it).")
+    var id: String
+    @Option(name: .long, help: "Step of the snapshot (default: the newest complete one).")
+    var snapshot: Int?
+    @Option(name: .long, help: "Data to evaluate on (default: the session's validation split).")
+    var data: String?
+    @Option(name: .customLong("text-column"), help: "Text column of a data file (default: text).")
+    var textColumn: String?
+    @Option(name: .customLong("label-column"), help: "Label column of a data file (default: label).")
+    var labelColumn: String?
+    @Option(name: .customLong("batch-size"), help: "Sentences per batch (default: the session's).")
+    var batchSize: Int?
+    @OptionGroup var threads: ThreadOptions
+    @OptionGroup var sessions: SessionsOptions
+
+    func run() throws {
+        try runReporting {
+            try threads.apply()
+            let session = try sessions.store.load(id)
+            let snap = try session.snapshot(step: snapshot)
+            let c = session.info.configuration
+            let batch = batchSize ?? c.batchSize
+            guard batch >= 1 && batch <= 4096 else { throw TrainingError("--batch-size \(batch): must be between 1 and 4096") }
+            let store = AssetStore()
+            let result: (accuracy: Double, loss: Double, count: Int)
+            let what: String
+            if let data {
+                let (model, head) = try SessionModels.load(session: session, snapshot: snap, store: store, progress: progressLine)
+                let dataset = try store.loadDataset(data, textColumn: textColumn, labelColumn: labelColumn, progress: progressLine)
+                guard dataset.labelNames.count == head.classes else {
+                    throw TrainingError("\(dataset.source.path): \(dataset.labelNames.count) labels (\(dataset.labelNames.joined(separator: ", "))), the head has \(head.classes) classes")
+                }
+                if dataset.labelNames != session.info.data.labels {
+                    progressLine("note: labels \(dataset.labelNames) are taken to mean the session's \(session.info.data.labels), in that order")
+                }
+                let set = TokenizedSet.make(dataset.examples, tokenizer: model.tokenizer, maxLength: c.maxLength)
+                let maxSeq = set.ids.map(\.count).max() ?? 2
+                let classifier = SequenceClassifier(encoder: model.encoder, head: head, maxBatch: batch, maxSeq: maxSeq)
+                result = SessionModels.evaluate(classifier, on: set, batchSize: batch)
+                what = "\(dataset.name) (all \(set.count) rows)"
+            } else {
+                let prepared = try RunBuilder.prepare(c, store: store, progress: progressLine)
+                try SessionModels.checkModel(sha256: prepared.model.sha256, at: prepared.model.directory, session: session)
+                try SessionModels.checkData(sha256: prepared.dataset.sha256, source: prepared.dataset.source, session: session)
+                try snap.checkCompatible(with: c, modelSHA256: prepared.model.sha256, sessionID: session.id)
+                try snap.apply(to: prepared.classifier.encoder, head: prepared.classifier.head)
+                result = SessionModels.evaluate(prepared.classifier, on: prepared.validation, batchSize: batch)
+                what = "the validation split of \(prepared.dataset.name) (\(prepared.validation.count) rows)"
+            }
+            print(String(format: "accuracy %.4f  loss %.4f  on %@, snapshot step %d of %@",
+                         result.accuracy, result.loss, what, snap.step, session.id))
+        }
+    }
+}
