@@ -16,24 +16,35 @@ final class EndToEndTests: XCTestCase {
         throw XCTSkip("missing: \(what)")
     }
 
+    /// Runs a tmux command on this test's own server. The first one starts the server, which
+    /// would inherit (and keep open) an output pipe: `detached` sends its output nowhere.
     @discardableResult
-    func run(_ args: [String]) throws -> String {
+    func run(_ args: [String], detached: Bool = false) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tmux)
         p.arguments = ["-L", server] + args
+        p.standardInput = FileHandle.nullDevice
+        if detached {
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            return ""
+        }
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
         try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return String(decoding: data, as: UTF8.self)
     }
 
     func screen() throws -> String { try run(["capture-pane", "-p", "-t", "e2e"]) }
 
     /// Waits until `condition` holds on the screen (polling), or fails with the last screen.
     @discardableResult
-    func waitFor(_ what: String, timeout: TimeInterval = 60, _ condition: (String) -> Bool) throws -> String {
+    func waitFor(_ what: String, timeout: TimeInterval = 120, _ condition: (String) -> Bool) throws -> String {
         let end = Date().addingTimeInterval(timeout)
         var last = ""
         while Date() < end {
@@ -63,7 +74,7 @@ final class EndToEndTests: XCTestCase {
         let exitFile = tmp.appendingPathComponent("exit").path
         let cmd = "QGOFT_SESSIONS='\(sessions.path)' '\(bin.path)' train --data '\(data)' --epochs 100 --max-steps 2000 "
             + "--batch-size 4 --max-len 24 --eval-every 1000 --stats-every 5; echo $? > '\(exitFile)'"
-        try run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", cmd])
+        try run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", cmd], detached: true)
         defer { _ = try? run(["kill-server"]) }
         try run(["set-option", "-t", "e2e", "remain-on-exit", "on"])
 

@@ -339,7 +339,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             evaluate()
         }
         if step % max(1, config.statsEvery) == 0 || last || epochEnded { computeStatistics() }
-        if (epochEnded && !last) || (snapshotEvery.map { step % $0 == 0 } ?? false) {
+        if !last && (epochEnded || (snapshotEvery.map { step % $0 == 0 } ?? false)) {
             saveSnapshot(reason: epochEnded ? "end of epoch \(epoch + 1)" : "every \(snapshotEvery ?? 0) steps")
         }
     }
@@ -506,6 +506,8 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                 published.events.append(TrainerEvent(step: step, kind: .paused, message: reason))
                 published.version += 1
                 lock.unlock()
+                // Best effort: the status file may be writable even when the logs are not.
+                try? observer.stateChanged(.paused(reason: reason))
             }
         }
     }
