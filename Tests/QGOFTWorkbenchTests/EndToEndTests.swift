@@ -16,28 +16,30 @@ final class EndToEndTests: XCTestCase {
         throw XCTSkip("missing: \(what)")
     }
 
-    /// Runs a tmux command on this test's own server. The first one starts the server, which
-    /// would inherit (and keep open) an output pipe: `detached` sends its output nowhere.
+    /// Runs a tmux command on this test's own server and returns its output. posix_spawn and
+    /// waitpid rather than Foundation's Process: the first command forks the tmux server, which
+    /// keeps inherited pipes open (no EOF) and upset Process's exit monitoring in tests.
+    /// Output goes through a temporary file the server never holds.
     @discardableResult
     func run(_ args: [String], detached: Bool = false) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tmux)
-        p.arguments = ["-L", server] + args
-        p.standardInput = FileHandle.nullDevice
-        if detached {
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            return ""
-        }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("qgoft-e2e-tmux-\(getpid()).out").path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, detached ? "/dev/null" : outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = [tmux, "-L", server] + args
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
+        cargs.append(nil)
+        defer { for a in cargs { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, tmux, &actions, nil, cargs, environ)
+        guard rc == 0 else { throw XCTSkip("cannot start tmux: \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        if detached { return "" }
+        return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     }
 
     func screen() throws -> String { try run(["capture-pane", "-p", "-t", "e2e"]) }
