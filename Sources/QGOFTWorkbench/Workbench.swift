@@ -90,11 +90,17 @@ struct MainLoop {
         var lastVersion = Int.min
         var lastCursor = Int.min
         var dirty = true
+        // New trainer data redraws at most every `dataRedraw` seconds (keys redraw at once): a
+        // full frame costs CPU the trainer's two threads want.
+        let dataRedraw = 0.5
+        var lastDraw = Date.distantPast
         while true {
             if let sig = SignalGuard.pending { return .interrupted(signal: sig) }
             reload(&model)
             let snap = snapshot(model)
-            if snap.version != lastVersion || model.replay?.cursor != lastCursor {
+            if model.replay?.cursor != lastCursor
+                || (snap.version != lastVersion && Date().timeIntervalSince(lastDraw) >= dataRedraw)
+                || (snap.version != lastVersion && snap.state.isTerminal) {
                 lastVersion = snap.version
                 lastCursor = model.replay?.cursor ?? Int.min
                 dirty = true
@@ -106,6 +112,7 @@ struct MainLoop {
                     snapshot: snap, view: model.view, theme: theme, replay: model.replay.map(ReplayInfo.init))
                 terminal.draw(Screen.render(ctx, rows: rows, cols: cols))
                 dirty = false
+                lastDraw = Date()
             }
             guard let key = terminal.readKey(milliseconds: frameMS) else { continue }
             let outcome = model.handle(key, snapshot: snap, catalog: catalog)
