@@ -37,7 +37,7 @@ enum DriftHeatmapView {
 
     static func draw(_ ctx: FrameContext, in rect: Rect, grid: inout ScreenGrid) {
         let theme = ctx.theme
-        let rows = LayerRows.rows(ctx.snapshot)
+        let rows = ctx.layerRows
         let stages = max(ctx.snapshot.run.stageCount, rows.map { $0.stats?.stageDrift.count ?? 0 }.max() ?? 0)
         Panel.title(&grid, rect, "Drift per stage", right: "mean block ‖BᵀB−I‖", theme: theme)
         let body = Panel.body(rect)

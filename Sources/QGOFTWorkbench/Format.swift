@@ -3,6 +3,21 @@ import Foundation
 /// Number and time formatting shared by the views. Pure and locale-independent, so text
 /// snapshots are the same on every machine.
 enum Fmt {
+    /// C's `snprintf` of `args` (a frame formats a few hundred numbers: this is several times
+    /// cheaper than `String(format:)`, which goes through CFString). The decimal point is "."
+    /// because the numeric locale stays "C" (the terminal only sets LC_CTYPE from the user's).
+    static func c(_ format: String, _ args: CVarArg...) -> String {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { buffer in
+            let n = withVaList(args) { vsnprintf(buffer.baseAddress, 64, format, $0) }
+            guard n >= 0 else { return "" }
+            if n < 64 { return String(cString: buffer.baseAddress!) }
+            // Longer than the buffer (not expected for numbers): format again with room.
+            var big = [CChar](repeating: 0, count: Int(n) + 1)
+            _ = withVaList(args) { vsnprintf(&big, big.count, format, $0) }
+            return String(cString: big)
+        }
+    }
+
     /// `x` in at most `width` columns with as many significant digits as fit:
     /// fixed notation when it shows at least two significant digits, `1.2e-4` otherwise.
     static func fit(_ x: Double, width: Int = 6) -> String {
@@ -12,7 +27,7 @@ enum Fmt {
         // Fixed: pick the most decimals that fit, need >= 2 significant digits (or an integer).
         if a >= 1e-2, a < 1e7 {
             for decimals in stride(from: 4, through: 0, by: -1) {
-                var s = String(format: "%.\(decimals)f", x)
+                var s = c("%.*f", Int32(decimals), x)
                 let sig = significantDigits(s)
                 if decimals > 0 {
                     while s.last == "0" { s.removeLast() }
@@ -32,7 +47,7 @@ enum Fmt {
 
     /// `1.23e-4` style without the `+` and leading zeros of C's `%e`.
     static func exp(_ x: Double, digits: Int) -> String {
-        let s = String(format: "%.\(digits)e", x)
+        let s = c("%.*e", Int32(digits), x)
         guard let e = s.firstIndex(of: "e") else { return s }
         let mantissa = s[s.startIndex..<e]
         var expo = String(s[s.index(after: e)...])
@@ -57,7 +72,7 @@ enum Fmt {
         if let e = s.firstIndex(of: "e") {
             var m = String(s[s.startIndex..<e])
             let rest = String(s[e...])
-            if m.contains(".") {
+            if m.firstIndex(of: ".") != nil {
                 while m.last == "0" { m.removeLast() }
                 if m.last == "." { m.removeLast() }
             }
@@ -82,20 +97,20 @@ enum Fmt {
         guard let seconds, seconds.isFinite, seconds >= 0 else { return "--:--" }
         let t = Int(seconds.rounded())
         let h = t / 3600, m = (t % 3600) / 60, s = t % 60
-        if h > 0 { return String(format: "%d:%02d:%02d", h, m, s) }
-        return String(format: "%d:%02d", m, s)
+        if h > 0 { return c("%d:%02d:%02d", h, m, s) }
+        return c("%d:%02d", m, s)
     }
 
     /// `12.3%`.
     static func percent(_ x: Double, decimals: Int = 1) -> String {
         guard x.isFinite else { return "--" }
-        return String(format: "%.\(decimals)f%%", x * 100)
+        return c("%.*f%%", Int32(decimals), x * 100)
     }
 
     /// Fixed decimals.
     static func fixed(_ x: Double, _ decimals: Int) -> String {
         guard x.isFinite else { return x.isNaN ? "nan" : "inf" }
-        return String(format: "%.\(decimals)f", x)
+        return c("%.*f", Int32(decimals), x)
     }
 
     /// `text` cut or padded to exactly `width` columns (cut text ends with `…`).
@@ -135,10 +150,24 @@ enum LayerNames {
     }
 
     /// The encoder layer index and target of a module path like `encoder.layer.3.attention.self.key`.
+    /// Scans the UTF-8 bytes once (the table parses every module name of every frame before the
+    /// first statistics record).
     static func parse(_ module: String) -> (layer: Int, target: String) {
-        let parts = module.split(separator: ".").map(String.init)
-        if let i = parts.firstIndex(of: "layer"), i + 1 < parts.count, let n = Int(parts[i + 1]) {
-            return (n, parts[(i + 2)...].joined(separator: "."))
+        let bytes = Array(module.utf8)
+        let key = Array("layer.".utf8)
+        let dot = UInt8(ascii: "."), zero = UInt8(ascii: "0"), nine = UInt8(ascii: "9")
+        var i = 0
+        while i + key.count < bytes.count {
+            defer { i += 1 }
+            guard i == 0 || bytes[i - 1] == dot, bytes[i..<(i + key.count)].elementsEqual(key) else { continue }
+            var j = i + key.count, n = 0
+            while j < bytes.count, bytes[j] >= zero, bytes[j] <= nine, n < 1_000_000 {
+                n = n * 10 + Int(bytes[j] - zero)
+                j += 1
+            }
+            guard j > i + key.count, j == bytes.count || bytes[j] == dot else { continue }
+            // The target is everything after the layer number, as written.
+            return (n, j == bytes.count ? "" : String(decoding: bytes[(j + 1)...], as: UTF8.self))
         }
         return (0, module)
     }

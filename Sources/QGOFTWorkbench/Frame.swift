@@ -30,23 +30,29 @@ public struct ReplayInfo: Sendable {
     }
 }
 
-/// Everything one frame is drawn from. Views are pure functions of it and a rectangle.
+/// Everything one frame is drawn from. Views are pure functions of it and a rectangle. The
+/// layer rows several panels need are derived once here, per frame, not once per panel.
 public struct FrameContext: Sendable {
-    public var snapshot: TrainerSnapshot
-    public var view: ViewState
-    public var theme: Theme
-    public var replay: ReplayInfo?
+    public let snapshot: TrainerSnapshot
+    public let view: ViewState
+    public let theme: Theme
+    public let replay: ReplayInfo?
+    /// The layer rows in natural order (encoder layer, then target).
+    let layerRows: [LayerRow]
+    /// The layer rows in table order.
+    let tableRows: [LayerRow]
+    /// The selected row (the view's module, else the first in table order).
+    let selectedRow: LayerRow?
 
     public init(snapshot: TrainerSnapshot, view: ViewState, theme: Theme, replay: ReplayInfo? = nil) {
         self.snapshot = snapshot
         self.view = view
         self.theme = theme
         self.replay = replay
+        layerRows = LayerRows.rows(snapshot)
+        tableRows = LayerRows.sorted(layerRows, by: view.sortColumn, descending: view.sortDescending)
+        selectedRow = LayerRows.selected(tableRows, view)
     }
-
-    /// The layer rows in table order, and the selected one.
-    var tableRows: [LayerRow] { LayerRows.tableOrder(snapshot, view) }
-    var selectedRow: LayerRow? { LayerRows.selected(tableRows, view) }
 }
 
 /// Drawing helpers shared by the panels.

@@ -103,7 +103,7 @@ enum LayerDetailView {
         r += 2
 
         // Stage drift: a strip on the heatmap's scale plus the values.
-        let maxAll = DriftHeatmapView.maximum(LayerRows.rows(ctx.snapshot))
+        let maxAll = DriftHeatmapView.maximum(ctx.layerRows)
         var c = grid.put("stages   ", at: r, 0, in: body, style: theme.label)
         let cw = max(3, min(8, (body.width - c) / max(1, s.stageDrift.count)))
         DriftHeatmapView.strip(s.stageDrift, maximum: maxAll, cellWidth: cw, row: r, col: c, in: body, grid: &grid, theme: theme)

@@ -53,7 +53,7 @@ public enum Screen {
     /// Renders `ctx` into `grid` (whose size is the terminal's).
     public static func render(_ ctx: FrameContext, into grid: inout ScreenGrid) {
         grid.fill(grid.bounds)
-        let layerCount = LayerRows.rows(ctx.snapshot).count
+        let layerCount = ctx.layerRows.count
         guard let layout = Layout.compute(rows: grid.rows, cols: grid.cols, layerCount: layerCount) else {
             tooSmall(ctx, into: &grid)
             return

@@ -63,6 +63,8 @@ final class Terminal {
     private var pairs: [Int32: Int16] = [:]
     private var maxPairs: Int = 0
     private var restored = false
+    /// The grid of the last `draw`, to send only what changed (nil: send everything).
+    private var shown: ScreenGrid?
 
     // ncurses attribute bits (NCURSES_BITS(mask, shift) = mask << (shift + 8)); the macros are
     // function-like and not imported into Swift.
@@ -116,7 +118,10 @@ final class Terminal {
     var size: (rows: Int, cols: Int) { (Int(getmaxy(window)), Int(getmaxx(window))) }
 
     /// After KEY_RESIZE: repaint everything on the next refresh.
-    func resized() { clearok(window, true) }
+    func resized() {
+        clearok(window, true)
+        shown = nil
+    }
 
     private func pair(_ style: Style) -> Int16 {
         guard colorMode != .none, style.fg != nil || style.bg != nil else { return 0 }
@@ -139,19 +144,28 @@ final class Terminal {
         return a
     }
 
-    /// Copies `grid` to the screen (runs of equal style at once) and refreshes.
+    /// Copies `grid` to the screen and refreshes. Only the span of each row that differs from
+    /// the previous frame goes to ncurses (in runs of equal style): most frames change a few
+    /// numbers and the chart's newest columns, and the trainer wants the CPU.
     func draw(_ grid: ScreenGrid) {
         let (rows, cols) = size
+        let previous = shown.flatMap { $0.rows == grid.rows && $0.cols == grid.cols ? $0 : nil }
         var buffer: [wchar_t] = []
         buffer.reserveCapacity(cols + 1)
+        let width = min(cols, grid.cols)
         for r in 0..<min(rows, grid.rows) {
-            var c = 0
-            let width = min(cols, grid.cols)
-            while c < width {
+            var first = 0, last = width - 1
+            if let previous {
+                while first < width, grid[r, first] == previous[r, first] { first += 1 }
+                if first == width { continue }
+                while last > first, grid[r, last] == previous[r, last] { last -= 1 }
+            }
+            var c = first
+            while c <= last {
                 let style = grid[r, c].style
                 var end = c
                 buffer.removeAll(keepingCapacity: true)
-                while end < width, grid[r, end].style == style {
+                while end <= last, grid[r, end].style == style {
                     buffer.append(wchar_t(bitPattern: grid[r, end].scalar.value))
                     end += 1
                 }
@@ -165,6 +179,7 @@ final class Terminal {
                 c = end
             }
         }
+        shown = grid
         wattr_set(window, 0, 0, nil)
         wrefresh(window)
     }

@@ -287,6 +287,24 @@ final class PiecesTests: XCTestCase {
         XCTAssertEqual(Fmt.duration(3723), "1:02:03")
         XCTAssertEqual(Fmt.duration(nil), "--:--")
         XCTAssertEqual(Fmt.pad("abcdef", 4), "abc…")
+        XCTAssertEqual(Fmt.percent(0.12345, decimals: 2), "12.35%")
+        XCTAssertEqual(Fmt.fixed(-3.14159, 3), "-3.142")
+        XCTAssertEqual(Fmt.c("%.*e", Int32(40), 1.0).count, 46, "longer than the stack buffer")
+    }
+
+    func testModuleNames() {
+        XCTAssertEqual(LayerNames.parse("encoder.layer.3.attention.self.key").layer, 3)
+        XCTAssertEqual(LayerNames.parse("encoder.layer.3.attention.self.key").target, "attention.self.key")
+        XCTAssertEqual(LayerNames.parse("bert.encoder.layer.11.output.dense").layer, 11)
+        XCTAssertEqual(LayerNames.parse("bert.encoder.layer.11.output.dense").target, "output.dense")
+        XCTAssertEqual(LayerNames.parse("layer.2").layer, 2)
+        XCTAssertEqual(LayerNames.parse("layer.2").target, "")
+        // Not a layer index: the whole path is the target, layer 0.
+        for name in ["classifier", "player.4.dense", "encoder.layer.x.dense", "encoder.layer.4a.dense", "encoder.layer."] {
+            XCTAssertEqual(LayerNames.parse(name).layer, 0, name)
+            XCTAssertEqual(LayerNames.parse(name).target, name, name)
+        }
+        XCTAssertEqual(LayerNames.label(layer: 3, target: "attention.output.dense"), "L3 a.out")
     }
 
     func testSmoothingIsDebiased() {
