@@ -87,22 +87,15 @@ struct MainLoop {
     ) -> WorkbenchExit {
         let theme = Theme(mode: terminal.colorMode)
         let frameMS = 1000 / max(1, min(60, options.maxFPS))
-        var lastVersion = Int.min
-        var lastCursor = Int.min
+        var policy = RedrawPolicy()
         var dirty = true
-        // New trainer data redraws at most every `dataRedraw` seconds (keys redraw at once): a
-        // full frame costs CPU the trainer's two threads want.
-        let dataRedraw = 0.5
-        var lastDraw = Date.distantPast
         while true {
             if let sig = SignalGuard.pending { return .interrupted(signal: sig) }
             reload(&model)
             let snap = snapshot(model)
-            if model.replay?.cursor != lastCursor
-                || (snap.version != lastVersion && Date().timeIntervalSince(lastDraw) >= dataRedraw)
-                || (snap.version != lastVersion && snap.state.isTerminal) {
-                lastVersion = snap.version
-                lastCursor = model.replay?.cursor ?? Int.min
+            if policy.dataChanged(
+                version: snap.version, cursor: model.replay?.cursor, terminal: snap.state.isTerminal, now: Date())
+            {
                 dirty = true
             }
             if model.tick(snapshot: snap).contains(.quit) { return .quit }
@@ -112,7 +105,7 @@ struct MainLoop {
                     snapshot: snap, view: model.view, theme: theme, replay: model.replay.map(ReplayInfo.init))
                 terminal.draw(Screen.render(ctx, rows: rows, cols: cols))
                 dirty = false
-                lastDraw = Date()
+                policy.drew(version: snap.version, cursor: model.replay?.cursor, at: Date())
             }
             guard let key = terminal.readKey(milliseconds: frameMS) else { continue }
             let outcome = model.handle(key, snapshot: snap, catalog: catalog)
@@ -121,5 +114,29 @@ struct MainLoop {
             if outcome.reaction.contains(.resize) { terminal.resized() }
             if outcome.reaction.contains(.redraw) { dirty = true }
         }
+    }
+}
+
+/// When new data from the trainer (or the replay's cursor) needs a frame. Keys redraw at once
+/// through the main loop; new trainer data redraws at most every `interval` seconds (a frame
+/// costs CPU the trainer's threads want), except that reaching a terminal state or moving the
+/// replay cursor shows at once.
+struct RedrawPolicy {
+    var interval: Double = 0.5
+    private var shownVersion: Int?
+    private var shownCursor: Int?
+    private var lastDraw = Date.distantPast
+
+    /// True when the data differs from what the last frame showed and may be drawn now.
+    func dataChanged(version: Int, cursor: Int?, terminal: Bool, now: Date) -> Bool {
+        if cursor != shownCursor { return true }
+        return version != shownVersion && (terminal || now.timeIntervalSince(lastDraw) >= interval)
+    }
+
+    /// A frame showing `version` at `cursor` was drawn (for any reason, keys included).
+    mutating func drew(version: Int, cursor: Int?, at time: Date) {
+        shownVersion = version
+        shownCursor = cursor
+        lastDraw = time
     }
 }

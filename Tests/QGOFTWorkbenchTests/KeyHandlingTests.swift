@@ -292,6 +292,28 @@ final class PiecesTests: XCTestCase {
         XCTAssertEqual(Fmt.c("%.*e", Int32(40), 1.0).count, 46, "longer than the stack buffer")
     }
 
+    func testRedrawPolicy() {
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        var live = RedrawPolicy()
+        XCTAssertTrue(live.dataChanged(version: 1, cursor: nil, terminal: false, now: t0), "first frame")
+        live.drew(version: 1, cursor: nil, at: t0)
+        // Live has no cursor: nothing new, nothing to draw, however often the loop wakes.
+        XCTAssertFalse(live.dataChanged(version: 1, cursor: nil, terminal: false, now: t0 + 5))
+        // New data waits for the interval since the last frame...
+        XCTAssertFalse(live.dataChanged(version: 2, cursor: nil, terminal: false, now: t0 + 0.2))
+        XCTAssertTrue(live.dataChanged(version: 2, cursor: nil, terminal: false, now: t0 + 0.5))
+        // ...unless the run has ended.
+        XCTAssertTrue(live.dataChanged(version: 2, cursor: nil, terminal: true, now: t0 + 0.1))
+        // A frame drawn for a key shows the newest data too.
+        live.drew(version: 3, cursor: nil, at: t0 + 0.6)
+        XCTAssertFalse(live.dataChanged(version: 3, cursor: nil, terminal: false, now: t0 + 2))
+
+        var replay = RedrawPolicy()
+        replay.drew(version: 7, cursor: 10, at: t0)
+        XCTAssertFalse(replay.dataChanged(version: 7, cursor: 10, terminal: true, now: t0 + 0.1))
+        XCTAssertTrue(replay.dataChanged(version: 7, cursor: 11, terminal: true, now: t0 + 0.1), "cursor moved")
+    }
+
     func testModuleNames() {
         XCTAssertEqual(LayerNames.parse("encoder.layer.3.attention.self.key").layer, 3)
         XCTAssertEqual(LayerNames.parse("encoder.layer.3.attention.self.key").target, "attention.self.key")
