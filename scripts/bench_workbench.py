@@ -51,6 +51,11 @@ def session_file(sessions, name):
     return found[0] if found else None
 
 
+def finished_session(sessions):
+    f = session_file(sessions, "session.json")
+    return f is not None and '"finished"' in open(f).read()
+
+
 def throughput(sessions, skip=5):
     """Tokens per second of step time over the steps after the first `skip`."""
     f = session_file(sessions, "metrics.jsonl")
@@ -88,9 +93,18 @@ class Run:
     def _tmux(self, *args):
         return subprocess.run(self.tmux + list(args), capture_output=True, text=True, check=True).stdout
 
+    def alive(self):
+        if self.kind == "headless":
+            return self.proc.poll() is None
+        return os.path.exists(f"/proc/{self.pid}")
+
     def _sample(self, into=None):
         threads = dict(into[0]) if into else {}
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
+        try:
+            tids = os.listdir(f"/proc/{self.pid}/task")
+        except FileNotFoundError:
+            tids = []  # the process has just exited: keep the last figures
+        for tid in tids:
             try:
                 threads[int(tid)] = schedstat(f"/proc/{self.pid}/task/{tid}/schedstat")
             except (FileNotFoundError, ProcessLookupError):
@@ -101,6 +115,8 @@ class Run:
     def poll(self):
         """Samples at the first step, then at every poll (threads that end keep their last
         figures) until the session says finished. True once finished."""
+        if not self.finished and not self.alive() and not finished_session(self.sessions):
+            sys.exit(f"bench_workbench: the {self.kind} run ended before finishing; its session: {self.sessions}")
         if not self.started:
             f = session_file(self.sessions, "metrics.jsonl")
             if f is None or '"type":"step"' not in open(f).read():
@@ -111,8 +127,7 @@ class Run:
             return False
         if not self.finished:
             self.last = self._sample(into=self.last)
-            f = session_file(self.sessions, "session.json")
-            self.finished = '"finished"' in open(f).read()
+            self.finished = finished_session(self.sessions)
         return self.finished
 
     def close(self):

@@ -5,7 +5,9 @@ import QGOFTCore
 public struct WorkbenchOptions: Sendable {
     /// nil: detect (`NO_COLOR` set gives `.none`; otherwise 256 or 8 colours as the terminal has).
     public var colorMode: ColorMode?
-    /// Upper bound of frames per second when only the trainer's data changes (keys redraw at once).
+    /// How many times a second the loop wakes without a key to look for new data and signals:
+    /// the frame rate's upper bound when no key is pressed (keys redraw at once; new trainer
+    /// data redraws at most twice a second, see `RedrawPolicy`).
     public var maxFPS: Int
     /// Send `.stop` to the trainer when SIGINT/SIGTERM/SIGHUP ends the live screen (the caller
     /// still has to wait for the trainer to reach a terminal state).
