@@ -51,9 +51,10 @@ def session_file(sessions, name):
     return found[0] if found else None
 
 
-def finished_session(sessions):
-    f = session_file(sessions, "session.json")
-    return f is not None and '"finished"' in open(f).read()
+def session_says(sessions, name, text):
+    """True when the session's file `name` exists and contains `text`."""
+    f = session_file(sessions, name)
+    return f is not None and text in open(f).read()
 
 
 def throughput(sessions, skip=5):
@@ -115,11 +116,10 @@ class Run:
     def poll(self):
         """Samples at the first step, then at every poll (threads that end keep their last
         figures) until the session says finished. True once finished."""
-        if not self.finished and not self.alive() and not finished_session(self.sessions):
+        if not self.finished and not self.alive() and not session_says(self.sessions, "session.json", '"finished"'):
             sys.exit(f"bench_workbench: the {self.kind} run ended before finishing; its session: {self.sessions}")
         if not self.started:
-            f = session_file(self.sessions, "metrics.jsonl")
-            if f is None or '"type":"step"' not in open(f).read():
+            if not session_says(self.sessions, "metrics.jsonl", '"type":"step"'):
                 return False
             self.started = True
             self.first = self._sample()
@@ -127,7 +127,7 @@ class Run:
             return False
         if not self.finished:
             self.last = self._sample(into=self.last)
-            self.finished = finished_session(self.sessions)
+            self.finished = session_says(self.sessions, "session.json", '"finished"')
         return self.finished
 
     def close(self):
@@ -150,7 +150,6 @@ class Run:
             "main": main[0],
             "tmux": tmux1[0] - tmux0[0],
             "trainer_wait": sum(d[1] for d in trainer),
-            "trainer_run": sum(d[0] for d in trainer),
         }
 
 
