@@ -21,24 +21,40 @@ public enum WorkbenchError: Error, CustomStringConvertible {
 /// the signal handler (lock-free, async-signal-safe), read by the main loop at every frame.
 let pendingSignal = Atomic<Int32>(0)
 
+/// When the first of them arrived (CLOCK_MONOTONIC nanoseconds), 0 before.
+let firstSignalTime = Atomic<Int64>(0)
+
 /// Installs SIGINT / SIGTERM / SIGHUP handlers for the life of the screen. The first signal only
 /// sets `pendingSignal`: the main loop (which wakes at least every frame) restores the terminal
 /// and returns `.interrupted` so the caller can stop the trainer cleanly. A second signal before
-/// that restores the terminal in the handler and lets the default action run (htop does the same).
+/// that restores the terminal in the handler, says so in one line and lets the default action run
+/// (htop does the same), so no exit-time teardown runs under the trainer thread. A repeat within
+/// 0.2 s of the first is the same signal twice (`timeout` signals the process, then its group).
 struct SignalGuard {
     static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+    static let duplicateWindowNanoseconds: Int64 = 200_000_000
     private var previous: [Int32: sighandler_t?] = [:]
 
     static func install() -> SignalGuard {
         pendingSignal.store(0, ordering: .sequentiallyConsistent)
+        firstSignalTime.store(0, ordering: .sequentiallyConsistent)
         var g = SignalGuard()
         for s in signals {
             g.previous[s] = signal(s) { sig in
-                if pendingSignal.exchange(sig, ordering: .sequentiallyConsistent) != 0 {
-                    endwin()
-                    signal(sig, SIG_DFL)
-                    raise(sig)
+                // Async-signal-safe only: atomics, clock_gettime, write, endwin as htop does.
+                var ts = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                let now = Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+                if pendingSignal.exchange(sig, ordering: .sequentiallyConsistent) == 0 {
+                    firstSignalTime.store(now, ordering: .sequentiallyConsistent)
+                    return
                 }
+                if now - firstSignalTime.load(ordering: .sequentiallyConsistent) < SignalGuard.duplicateWindowNanoseconds { return }
+                endwin()
+                let msg: StaticString = "qgoft: second signal: quitting at once without a final snapshot; the snapshots already written are complete\n"
+                _ = write(STDERR_FILENO, msg.utf8Start, msg.utf8CodeUnitCount)
+                signal(sig, SIG_DFL)
+                raise(sig)
             }
         }
         return g

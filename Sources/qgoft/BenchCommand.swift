@@ -29,14 +29,14 @@ struct BenchCommand: ParsableCommand {
         try runReporting {
             guard forward || train else { throw ValidationError("choose --forward or --train") }
             guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
-                throw TrainingError("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")
+                throw TrainingError.usage("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")
             }
             try threads.apply()
             var c = TrainingConfiguration()
             c.model = model.model
             c.threads = threads.threads
-            guard let m = AdapterMethod(rawValue: method) else { throw TrainingError("--method \(method): choose qgoft or goft") }
-            guard let l = GivensLayoutKind(rawValue: layout) else { throw TrainingError("--layout \(layout): choose tree or butterfly") }
+            guard let m = AdapterMethod(rawValue: method) else { throw TrainingError.usage("--method \(method): choose qgoft or goft") }
+            guard let l = GivensLayoutKind(rawValue: layout) else { throw TrainingError.usage("--layout \(layout): choose tree or butterfly") }
             c.method = m
             c.layout = l
             c.batchSize = batchSize
@@ -44,7 +44,7 @@ struct BenchCommand: ParsableCommand {
             let store = AssetStore()
             let loaded = try RunBuilder.loadModel(directory: store.resolveModel(c.model, progress: progressLine))
             guard seqLen <= loaded.config.maxPositionEmbeddings else {
-                throw TrainingError("--seq-len \(seqLen): the model has \(loaded.config.maxPositionEmbeddings) positions")
+                throw TrainingError.usage("--seq-len \(seqLen): the model has \(loaded.config.maxPositionEmbeddings) positions")
             }
             let ds = try store.loadDataset("rotten-tomatoes", textColumn: nil, labelColumn: nil, progress: progressLine)
             let split = try DatasetSplitter.reference(for: ds) ?? DatasetSplitter.seeded(ds, seed: 0, validationFraction: 0.1)

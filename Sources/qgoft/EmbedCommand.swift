@@ -34,7 +34,7 @@ struct EmbedCommand: ParsableCommand {
                     .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
             }
             guard !lines.isEmpty else { throw ValidationError("give texts as arguments or --file FILE") }
-            guard maxLength >= 2 else { throw TrainingError("--max-len \(maxLength): must be at least 2") }
+            guard maxLength >= 2 else { throw TrainingError.usage("--max-len \(maxLength): must be at least 2") }
             let m = try RunBuilder.loadModel(directory: AssetStore().resolveModel(model.model, progress: progressLine))
             let maxLen = min(maxLength, m.config.maxPositionEmbeddings)
             let ws = EncoderWorkspace(config: m.config, maxBatch: 32, maxSeq: maxLen)

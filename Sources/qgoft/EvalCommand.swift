@@ -34,7 +34,7 @@ struct EvalCommand: ParsableCommand {
             let snap = try session.snapshot(step: snapshot)
             let c = session.info.configuration
             let batch = batchSize ?? c.batchSize
-            guard batch >= 1 && batch <= 4096 else { throw TrainingError("--batch-size \(batch): must be between 1 and 4096") }
+            guard batch >= 1 && batch <= 4096 else { throw TrainingError.usage("--batch-size \(batch): must be between 1 and 4096") }
             let store = AssetStore()
             let result: (accuracy: Double, loss: Double, count: Int)
             let what: String

@@ -18,7 +18,7 @@ struct FetchCommand: ParsableCommand {
             let known = AssetStore.knownAssets.map(\.name)
             let wanted = names.isEmpty ? known : names
             for n in wanted where !known.contains(n) {
-                throw TrainingError("unknown asset '\(n)'; known: \(known.joined(separator: ", "))")
+                throw TrainingError.usage("unknown asset '\(n)'; known: \(known.joined(separator: ", "))")
             }
             for n in wanted {
                 let url = try store.fetch(n, progress: progressLine)

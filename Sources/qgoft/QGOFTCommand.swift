@@ -18,10 +18,22 @@ struct QGOFTCommand: ParsableCommand {
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 
-    /// Applies `BLASEnvironment` (re-executing once with the chosen OpenBLAS settings), then runs.
+    /// Applies `BLASEnvironment` (re-executing once with the chosen OpenBLAS settings), then
+    /// parses and runs. Statuses follow `ExitStatus`: a parse or validation error exits with
+    /// `usage` (2) rather than the argument parser's 64.
     static func main() {
         applyBLASEnvironment()
-        main(nil)
+        ignoreWriteSignals()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                writeStandardError(fullMessage(for: error) + "\n")
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
     }
 
     /// OpenBLAS reads its environment when the library loads, before `main`: set the variables and
@@ -42,7 +54,8 @@ struct QGOFTCommand: ParsableCommand {
     }
 }
 
-/// Runs a command body, turning any error into one clear line (no stack trace) and exit code 1.
+/// Runs a command body, turning any error into one clear line (no stack trace) and the exit
+/// status of its kind (`ExitStatus.of`).
 func runReporting(_ body: () throws -> Void) throws {
     do {
         try body()
@@ -51,14 +64,14 @@ func runReporting(_ body: () throws -> Void) throws {
     } catch let e as CleanExit {
         throw e
     } catch {
-        FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
-        throw ExitCode.failure
+        writeStandardError("error: \(describe(error))\n")
+        throw ExitStatus.of(error).exitCode
     }
 }
 
 /// Prints a progress line to stderr (so stdout stays clean for data).
 func progressLine(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    writeStandardError(s + "\n")
 }
 
 /// `--model` for commands that load a model.
@@ -74,7 +87,7 @@ struct ThreadOptions: ParsableArguments {
 
     func apply() throws {
         guard threads >= 1 && threads <= 256 else {
-            throw TrainingError("--threads \(threads): must be between 1 and 256")
+            throw TrainingError.usage("--threads \(threads): must be between 1 and 256")
         }
         BLAS.configure(threads: threads)
     }

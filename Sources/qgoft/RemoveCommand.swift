@@ -31,9 +31,9 @@ struct RemoveCommand: ParsableCommand {
             }
             if !yes {
                 guard isatty(STDIN_FILENO) != 0 else {
-                    throw TrainingError("not deleting \(name) without confirmation: stdin is not a terminal; pass --yes")
+                    throw TrainingError.usage("not deleting \(name) without confirmation: stdin is not a terminal; pass --yes")
                 }
-                FileHandle.standardError.write(Data("delete session \(summary)? [y/N] ".utf8))
+                writeStandardError("delete session \(summary)? [y/N] ")
                 let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
                 guard answer == "y" || answer == "yes" else {
                     progressLine("kept \(name)")

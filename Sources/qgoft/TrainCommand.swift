@@ -74,8 +74,14 @@ struct TrainCommand: ParsableCommand {
     var pauseIf: [String] = []
     @Option(name: .customLong("snapshot-every"), help: "Also snapshot every N steps (epoch ends, the end and requests always do).")
     var snapshotEvery: Int?
-    @Option(name: .long, help: "Write a JSON summary of the run to this file.")
+    @Option(name: .customLong("on-pause"), help: "What a guard, a NaN/Inf step or a write failure does: wait (pause for a command) or stop (final snapshot, then exit). Default: wait in the workbench, stop without a terminal.")
+    var onPause: PausePolicy?
+    @Option(name: .customLong("autosave-every"), help: "Minutes of training between rolling snapshots (the newest 2 are kept besides the named ones); 0 turns autosave off.")
+    var autosaveMinutes: Double = 2
+    @Option(name: .long, help: "Write a JSON summary of the run to this file (which must not exist, unless --force).")
     var out: String?
+    @Flag(name: .long, help: "Let --out replace an existing file.")
+    var force = false
     @Option(name: .long, help: "Continue a stopped or crashed session (id or unique prefix) from its newest complete snapshot, with its saved configuration.")
     var resume: String?
     @OptionGroup var sessions: SessionsOptions
@@ -88,11 +94,11 @@ struct TrainCommand: ParsableCommand {
         c.labelColumn = labelColumn
         c.validationFraction = validationFraction
         guard let m = AdapterMethod(rawValue: method) else {
-            throw TrainingError("--method \(method): unknown; choose \(AdapterMethod.allCases.map(\.rawValue).joined(separator: " or "))")
+            throw TrainingError.usage("--method \(method): unknown; choose \(AdapterMethod.allCases.map(\.rawValue).joined(separator: " or "))")
         }
         c.method = m
         guard let l = GivensLayoutKind(rawValue: layout) else {
-            throw TrainingError("--layout \(layout): unknown; choose tree or butterfly")
+            throw TrainingError.usage("--layout \(layout): unknown; choose tree or butterfly")
         }
         c.layout = l
         c.goftScaling = !noScaling
@@ -100,7 +106,7 @@ struct TrainCommand: ParsableCommand {
         if let layers {
             c.layers = try layers.split(separator: ",").map {
                 guard let v = Int($0.trimmingCharacters(in: .whitespaces)) else {
-                    throw TrainingError("--layers \(layers): '\($0)' is not a layer number")
+                    throw TrainingError.usage("--layers \(layers): '\($0)' is not a layer number")
                 }
                 return v
             }
@@ -129,12 +135,12 @@ struct TrainCommand: ParsableCommand {
         for g in pauseIf {
             let parts = g.split(separator: ">", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, let v = Double(parts[1]), v.isFinite else {
-                throw TrainingError("--pause-if \(g): expected drift>X or loss>X with a number X")
+                throw TrainingError.usage("--pause-if \(g): expected drift>X or loss>X with a number X")
             }
             switch parts[0] {
             case "drift": drift = v
             case "loss": loss = v
-            default: throw TrainingError("--pause-if \(g): unknown quantity '\(parts[0])'; use drift or loss")
+            default: throw TrainingError.usage("--pause-if \(g): unknown quantity '\(parts[0])'; use drift or loss")
             }
         }
         return (drift, loss)
@@ -143,8 +149,12 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             let (driftGuard, lossGuard) = try guards()
-            guard logEvery >= 1 else { throw TrainingError("--log-every \(logEvery): must be at least 1") }
-            if let s = snapshotEvery, s < 1 { throw TrainingError("--snapshot-every \(s): must be at least 1") }
+            guard logEvery >= 1 else { throw TrainingError.usage("--log-every \(logEvery): must be at least 1") }
+            if let s = snapshotEvery, s < 1 { throw TrainingError.usage("--snapshot-every \(s): must be at least 1") }
+            guard autosaveMinutes.isFinite, autosaveMinutes >= 0 else {
+                throw TrainingError.usage("--autosave-every \(autosaveMinutes): must be a number of minutes, 0 or more (0: off)")
+            }
+            let summaryFile = try out.map { try SummaryFile(path: $0, force: force) }
             let store = sessions.store
 
             // The configuration: from the command line, or the saved one of the session resumed.
@@ -170,6 +180,7 @@ struct TrainCommand: ParsableCommand {
 
             BLAS.configure(threads: config.threads)
             var prepared = try RunBuilder.prepare(config, store: AssetStore(), progress: progressLine)
+            try summaryFile?.refuseInput(prepared)
             if prepared.train.truncated + prepared.validation.truncated > 0 {
                 progressLine("note: \(prepared.train.truncated + prepared.validation.truncated) texts are longer than \(config.maxLength) tokens and were truncated")
             }
@@ -185,24 +196,31 @@ struct TrainCommand: ParsableCommand {
                 try SessionModels.checkData(sha256: prepared.dataset.sha256, source: prepared.dataset.source, session: session)
                 let (found, problems) = session.newestSnapshot()
                 for p in problems { progressLine("warning: skipping a newer snapshot: \(p)") }
-                guard let snap = found else {
-                    throw TrainingError("\(session.directory.path): no complete snapshot to resume from; start a new run")
-                }
-                try snap.checkCompatible(with: config, modelSHA256: prepared.model.sha256, sessionID: session.id)
                 prepared.run.sessionID = session.id
                 trainer = Trainer(config: config, model: prepared.classifier, train: prepared.train,
                                   validation: prepared.validation, run: prepared.run)
-                guard snap.step < trainer.totalSteps else {
-                    throw TrainingError("session \(session.id): its newest snapshot is at step \(snap.step) of \(trainer.totalSteps); nothing left to run")
+                if let snap = found {
+                    try snap.checkCompatible(with: config, modelSHA256: prepared.model.sha256, sessionID: session.id)
+                    guard snap.step < trainer.totalSteps else {
+                        throw TrainingError("session \(session.id): its newest snapshot is at step \(snap.step) of \(trainer.totalSteps); nothing left to run")
+                    }
+                    let (history, events) = session.history(upTo: snap.step)
+                    try trainer.restore(try snap.checkpoint(), history: history, events: events)
+                } else {
+                    // Killed before its first snapshot: start again from step 0 in the same session.
+                    let (_, events) = session.history(upTo: 0)
+                    trainer.restartInSession(events: events)
                 }
-                let (history, events) = session.history(upTo: snap.step)
-                try trainer.restore(try snap.checkpoint(), history: history, events: events)
-                writer = try SessionWriter.resume(session: session, from: snap, modules: modules, head: head)
+                writer = try SessionWriter.resume(session: session, from: found, modules: modules, head: head)
                 let machine = SessionMachine.current()
                 if machine.blasCore != session.info.machine.blasCore || machine.hostname != session.info.machine.hostname {
                     progressLine("note: the session was made on \(session.info.machine.hostname) (OpenBLAS \(session.info.machine.blasCore)); here it is \(machine.hostname) (OpenBLAS \(machine.blasCore)): the curve may differ in the last bits")
                 }
-                progressLine("resuming session \(session.id) at step \(snap.step) of \(trainer.totalSteps) from \(snap.url.path)")
+                if let snap = found {
+                    progressLine("resuming session \(session.id) at step \(snap.step) of \(trainer.totalSteps) from \(snap.url.path)")
+                } else {
+                    progressLine("session \(session.id) has no snapshot to resume from: restarting it from step 0 (the steps logged before are superseded)")
+                }
             } else {
                 writer = try SessionWriter.create(root: store.root, info: SessionInfo.make(for: prepared, options: options),
                                                   modules: modules, head: head)
@@ -218,21 +236,30 @@ struct TrainCommand: ParsableCommand {
             trainer.pauseIfDrift = options.pauseIfDrift
             trainer.pauseIfLoss = options.pauseIfLoss
             trainer.snapshotEvery = options.snapshotEvery
+            trainer.autosaveEvery = autosaveMinutes > 0 ? autosaveMinutes * 60 : nil
+            let withScreen = !(headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0)
+            trainer.onPause = onPause ?? (withScreen ? .wait : .stop)
             trainer.observer = writer  // weak: `writer` stays referenced until close below
             let history = trainer.latestSnapshot()  // a resumed run's earlier records are not printed again
+            // Installed before the trainer starts, so that no signal finds the default action.
+            let stopper = withScreen ? nil : SignalStopper { _ in trainer.send(.stop) }
             trainer.start()
             do {
-                if headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0 {
-                    let stopper = SignalStopper { trainer.send(.stop) }
+                if !withScreen {
                     HeadlessReporter(logEvery: logEvery, history: history).follow(trainer)
                     trainer.waitUntilDone()
                     withExtendedLifetime(stopper) {}
                 } else {
                     let exit = try Workbench.runLive(control: trainer)
+                    var interrupted = false
                     if case .interrupted = exit {
-                        progressLine("stopping: finishing the step and writing a final snapshot")
+                        interrupted = true
+                        progressLine("stopping: finishing the step and writing a final snapshot (a second signal quits at once)")
                     }
+                    // The screen's handlers are gone: signals while the last step finishes.
+                    let late = SignalStopper(alreadyStopping: interrupted) { _ in trainer.send(.stop) }
                     trainer.waitUntilDone()
+                    withExtendedLifetime(late) {}
                     printSummary(trainer.latestSnapshot())
                 }
             } catch {
@@ -245,8 +272,26 @@ struct TrainCommand: ParsableCommand {
             writer.close(warn: { progressLine("warning: \($0)") })
             progressLine("session \(writer.id): \(writer.sessionInfo.status.rawValue) (\(writer.directory.path))")
             let snap = trainer.latestSnapshot()
-            if let out { try writeSummary(snap, prepared: prepared, to: out) }
-            if case .failed(let msg) = snap.state { throw TrainingError("training failed: \(msg)") }
+            let status = ExitStatus.of(snap)
+            if status != .success && status != .failed {
+                progressLine("\(Self.why(status, snap)); `qgoft train --resume \(writer.id)` continues it")
+            }
+            if let summaryFile { try summaryFile.write(summary(snap, prepared: prepared)) }
+            if case .failed(let msg) = snap.state { throw TrainingError("training failed: \(msg)", kind: .failed) }
+            if status != .success { throw status.exitCode }
+        }
+    }
+
+    /// One line on why a run ended early, for the exit statuses of stopped runs.
+    static func why(_ status: ExitStatus, _ s: TrainerSnapshot) -> String {
+        let at = "at step \(s.step) of \(s.run.totalSteps)"
+        switch (status, s.stopCause) {
+        case (.cannotSave, .cannotSave(let why)?): return "stopped \(at): \(why)"
+        case (.cannotSave, _):
+            return "stopped \(at), but its final snapshot could not be written (see the warning above); the last snapshot written is intact"
+        case (_, .guardOrNonFinite(let why)?):
+            return "stopped \(at): \(why) (without a terminal a run does not wait; --on-pause wait keeps it waiting)"
+        default: return "stopped \(at) by request"
         }
     }
 
@@ -274,7 +319,7 @@ struct TrainCommand: ParsableCommand {
             if a != b { diffs.append("\(flag) \(a) (the session has \(b))") }
         }
         if !diffs.isEmpty {
-            throw TrainingError("--resume \(session): \(diffs.joined(separator: ", ")) differ from the saved configuration; drop them to continue the session as it was, or start a new run")
+            throw TrainingError.usage("--resume \(session): \(diffs.joined(separator: ", ")) differ from the saved configuration; drop them to continue the session as it was, or start a new run")
         }
     }
 
@@ -302,7 +347,8 @@ struct TrainCommand: ParsableCommand {
         for e in s.events.suffix(3) { print("[step \(e.step)] \(e.message)") }
     }
 
-    func writeSummary(_ s: TrainerSnapshot, prepared: PreparedRun, to path: String) throws {
+    /// The `--out` summary of a run.
+    func summary(_ s: TrainerSnapshot, prepared: PreparedRun) throws -> Data {
         var obj: [String: Any] = [
             "method": s.run.method, "layout": s.run.layout, "trainable_parameters": s.run.trainableParameters,
             "steps": s.step, "total_steps": s.run.totalSteps, "seed": prepared.config.seed,
@@ -315,10 +361,7 @@ struct TrainCommand: ParsableCommand {
             obj["block_drift_mean"] = drifts.isEmpty ? 0 : drifts.reduce(0, +) / Double(drifts.count)
             obj["block_drift_max"] = last.layers.map(\.stats.blockDriftMax).max() ?? 0
         }
-        let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw TrainingError("\(path): cannot write the summary (\(error.localizedDescription))")
-        }
+        return try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
     }
 }
 
@@ -335,23 +378,43 @@ enum CommandLineFlags {
     }
 }
 
-/// Turns SIGINT/SIGTERM into a clean stop (a second signal exits at once).
-final class SignalStopper: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private var count = 0
+/// `train --out FILE`: checked before training starts (an existing file is refused unless
+/// `--force`, the folder must exist and be writable, the file must not be an input of the run),
+/// written atomically at the end.
+struct SummaryFile {
+    let url: URL
 
-    init(onSignal: @escaping @Sendable () -> Void) {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            src.setEventHandler { [unowned self] in
-                self.count += 1
-                if self.count > 1 { exit(130) }
-                progressLine("stopping: finishing the step and writing a final snapshot (again to quit at once)")
-                onSignal()
-            }
-            src.resume()
-            sources.append(src)
+    init(path: String, force: Bool) throws {
+        url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath).standardizedFileURL
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
+            if isDir.boolValue { throw TrainingError.usage("--out \(path): is a folder; give a file name for the JSON summary") }
+            if !force { throw TrainingError.usage("--out \(path): already exists; choose another file, or pass --force to replace it") }
+        }
+        let folder = url.deletingLastPathComponent()
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
+            throw TrainingError("--out \(path): the folder \(folder.path) does not exist")
+        }
+        // The definitive check: create (and remove) a file there, as the atomic write will.
+        let probe = folder.appendingPathComponent(".qgoft-out-probe-\(getpid())")
+        guard FileManager.default.createFile(atPath: probe.path, contents: nil) else {
+            throw TrainingError("--out \(path): cannot write in \(folder.path) (\(String(cString: strerror(errno))))")
+        }
+        unlink(probe.path)
+    }
+
+    /// Refuses a summary file that is the run's data file (even with --force: that would destroy
+    /// the data, and with it the session's ability to resume).
+    func refuseInput(_ prepared: PreparedRun) throws {
+        let data = prepared.dataset.source.resolvingSymlinksInPath().path
+        if url.resolvingSymlinksInPath().path == data {
+            throw TrainingError.usage("--out \(url.path): is the training data file; choose another file")
+        }
+    }
+
+    func write(_ data: Data) throws {
+        do { try data.write(to: url, options: .atomic) } catch {
+            throw TrainingError("--out \(url.path): cannot write the summary (\(error.localizedDescription))")
         }
     }
 }
@@ -368,16 +431,17 @@ struct HeadlessReporter {
         var lossSum = 0.0, taskSum = 0.0, penSum = 0.0, tokSum = 0.0, n = 0
         var headerShown = false
         var pauseExplained = false
+        var out = ProgressOutput()
         while true {
             let s = control.latestSnapshot()
             if !headerShown {
                 headerShown = true
-                print("# \(s.run.method) (\(s.run.layout)) on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
+                out.line("# \(s.run.method) (\(s.run.layout)) on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
             }
             for r in s.steps.dropFirst(steps) {
                 lossSum += r.loss; taskSum += r.taskLoss; penSum += r.penalty; tokSum += r.tokensPerSecond; n += 1
                 if r.step % logEvery == 0 || r.step == s.run.totalSteps {
-                    print(String(format: "step %d/%d  epoch %.2f  loss %.4f  task %.4f  penalty %.2f  lambda %.3g  lr %.3g  %.0f tok/s  %.0fs",
+                    out.line(String(format: "step %d/%d  epoch %.2f  loss %.4f  task %.4f  penalty %.2f  lambda %.3g  lr %.3g  %.0f tok/s  %.0fs",
                                  r.step, s.run.totalSteps, r.epoch, lossSum / Double(n), taskSum / Double(n),
                                  penSum / Double(n), r.lambda, r.lr, tokSum / Double(n), r.elapsed))
                     lossSum = 0; taskSum = 0; penSum = 0; tokSum = 0; n = 0
@@ -385,28 +449,41 @@ struct HeadlessReporter {
             }
             steps = s.steps.count
             for e in s.events.dropFirst(events) where e.kind != .evaluated {
-                print("[step \(e.step)] \(e.message)")
+                out.line("[step \(e.step)] \(e.message)")
             }
             events = s.events.count
             for e in s.evals.dropFirst(evals) {
-                print(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
+                out.line(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
             }
             evals = s.evals.count
             if case .paused(let reason) = s.state {
                 if !pauseExplained {
                     pauseExplained = true
-                    print("# paused (\(reason)): a headless run cannot be continued from here; Ctrl-C stops it with a final snapshot, then `qgoft train --resume \(s.run.sessionID ?? "<id>")` continues it")
+                    out.line("# paused (\(reason)) and waiting (--on-pause wait): Ctrl-C stops it with a final snapshot, then `qgoft train --resume \(s.run.sessionID ?? "<id>")` continues it")
                 }
             } else {
                 pauseExplained = false
             }
-            fflush(nil)
             if s.state.isTerminal { break }
             Thread.sleep(forTimeInterval: 0.1)
         }
         let s = control.latestSnapshot()
         let best = s.evals.map(\.valAccuracy).max().map { String(format: "%.4f", $0) } ?? "n/a"
         let secs = s.steps.last?.elapsed ?? 0
-        print("# done: \(s.state.label), \(s.step) steps in \(String(format: "%.1f", secs))s, best val_acc \(best), \(grouped(s.run.trainableParameters)) trainable parameters")
+        out.line("# done: \(s.state.label), \(s.step) steps in \(String(format: "%.1f", secs))s, best val_acc \(best), \(grouped(s.run.trainableParameters)) trainable parameters")
     }
 }
+
+/// Progress lines on stdout, one write(2) each (so they reach a pipe or a log file at once). A
+/// closed stdout (`| head`) must never stop training: SIGPIPE is ignored, so the write fails with
+/// EPIPE, and from then on no more lines are written.
+struct ProgressOutput {
+    private(set) var closed = false
+
+    mutating func line(_ s: String) {
+        guard !closed else { return }
+        if !writeAll(STDOUT_FILENO, s + "\n") { closed = true }
+    }
+}
+
+extension PausePolicy: ExpressibleByArgument {}

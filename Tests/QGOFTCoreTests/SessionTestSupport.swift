@@ -138,5 +138,7 @@ final class StoppingObserver: TrainerObserver, @unchecked Sendable {
 
     func event(_ event: TrainerEvent) throws { try inner.event(event) }
     func stateChanged(_ state: TrainerState) throws { try inner.stateChanged(state) }
-    func saveSnapshot(_ checkpoint: TrainerCheckpoint) throws -> String { try inner.saveSnapshot(checkpoint) }
+    func saveSnapshot(_ checkpoint: TrainerCheckpoint, kind: SnapshotKind) throws -> String {
+        try inner.saveSnapshot(checkpoint, kind: kind)
+    }
 }

@@ -49,6 +49,10 @@ public final class SessionWriter: TrainerObserver, @unchecked Sendable {
     private var backgroundError: Error?
     private var lastStep = 0
     private var closed = false
+    /// Steps of the autosave folders on disk, ascending (only the newest `autosavesKept` stay).
+    private var autosaves: [Int] = []
+    /// How many rolling autosaves are kept besides the named snapshots.
+    public static let autosavesKept = 2
     private let encoder = SessionJSON.encoder()
 
     /// The session id.
@@ -127,29 +131,39 @@ public final class SessionWriter: TrainerObserver, @unchecked Sendable {
 
     /// Reopens `session` to continue it from `snapshot`: appends a resume marker to
     /// metrics.jsonl and a resume to session.json, sets the status back to running and takes the
-    /// lock. Refuses when another process is writing the session.
-    public static func resume(session: LoadedSession, from snapshot: SnapshotFolder, modules: [SnapshotModule],
+    /// lock. Refuses when another process is writing the session. With no snapshot (a run killed
+    /// before its first one) the session restarts from step 0: the marker at step 0 supersedes
+    /// every record logged before. Temporary snapshot folders left by a killed writer are removed.
+    public static func resume(session: LoadedSession, from snapshot: SnapshotFolder?, modules: [SnapshotModule],
                               head: SnapshotHead) throws -> SessionWriter {
         let dir = session.directory
         let fd = try lockFolder(dir)
         var info = session.info
-        let rel = SessionFormat.snapshotsFolder + "/" + snapshot.url.lastPathComponent
+        let rel = snapshot.map { SessionFormat.snapshotsFolder + "/" + $0.url.lastPathComponent } ?? ""
+        let step = snapshot?.step ?? 0
         let now = SessionTime.now()
-        info.resumes.append(SessionResume(step: snapshot.step, time: now, snapshot: rel, pid: getpid(), machine: .current()))
+        info.resumes.append(SessionResume(step: step, time: now, snapshot: rel, pid: getpid(), machine: .current()))
         info.status = .running
         info.finished = nil
         info.updated = now
-        info.step = snapshot.step
+        info.step = step
         var ctx = SnapshotContext(sessionID: info.id, configuration: info.configuration, model: info.model, modules: modules, head: head)
-        ctx.lambdaHistory = snapshot.sidecar.lambdaHistory
-        ctx.statistics = snapshot.sidecar.statistics
+        ctx.lambdaHistory = snapshot?.sidecar.lambdaHistory ?? []
+        ctx.statistics = snapshot?.sidecar.statistics
         let w: SessionWriter
         do { w = try SessionWriter(directory: dir, info: info, context: ctx, folderLock: fd) } catch {
             closeDescriptor(fd)
             throw error
         }
+        // We hold the folder lock: a temporary folder is a dead writer's.
+        for name in session.incompleteSnapshots {
+            try? FileManager.default.removeItem(at: w.snapshotsFolder.appendingPathComponent(name))
+        }
+        w.autosaves = session.snapshots.compactMap { s in
+            (try? SessionJSON.read(SnapshotSidecar.self, from: s.url.appendingPathComponent(SnapshotFormat.sidecarFile)))?.kind == .autosave ? s.step : nil
+        }
         try w.mutex.withLock {
-            let marker = ResumeMarker(step: snapshot.step, time: now, snapshot: rel)
+            let marker = ResumeMarker(step: step, time: now, snapshot: rel)
             w.metrics.append(try w.encode(marker, for: w.metrics.url))
             try w.metrics.sync()
             try w.writeSessionFile()
@@ -261,13 +275,33 @@ public final class SessionWriter: TrainerObserver, @unchecked Sendable {
         }
     }
 
-    public func saveSnapshot(_ checkpoint: TrainerCheckpoint) throws -> String {
+    public func saveSnapshot(_ checkpoint: TrainerCheckpoint, kind: SnapshotKind) throws -> String {
         try mutex.withLock {
             // The log up to the snapshot is on disk before the snapshot is.
             backgroundError = nil
             try metrics.sync()
             try events.sync()
-            return try SnapshotWriter.write(checkpoint, context: context, into: snapshotsFolder).path
+            let url = try SnapshotWriter.write(checkpoint, context: context, into: snapshotsFolder, kind: kind)
+            autosaves.removeAll { $0 == checkpoint.step }  // a named snapshot replaced it, or it is new
+            if kind == .autosave {
+                autosaves.append(checkpoint.step)
+                autosaves.sort()
+                pruneAutosaves()
+            }
+            return url.path
+        }
+    }
+
+    /// Deletes the oldest autosave folders beyond `autosavesKept`: each is first renamed to a
+    /// temporary name (so a kill mid-delete never leaves a half snapshot under a `step-N` name).
+    private func pruneAutosaves() {
+        while autosaves.count > Self.autosavesKept {
+            let step = autosaves.removeFirst()
+            let name = SnapshotFormat.folderName(step: step)
+            let folder = snapshotsFolder.appendingPathComponent(name, isDirectory: true)
+            let aside = snapshotsFolder.appendingPathComponent(".\(name).pruned-\(getpid())", isDirectory: true)
+            guard rename(folder.path, aside.path) == 0 else { continue }
+            try? FileManager.default.removeItem(at: aside)
         }
     }
 

@@ -188,9 +188,11 @@ public struct SnapshotSidecar: Codable, Sendable, Equatable {
     /// The latest adapter statistics at or before this step.
     public var statistics: StatsRecord?
     public var saved: String
+    /// `named` or `autosave` (rolling: the writer keeps the newest few); absent in older files (named).
+    public var kind: SnapshotKind? = nil
 
     enum CodingKeys: String, CodingKey {
-        case step, method, layout, targets, layers, lambda, modules, head, statistics, saved
+        case step, method, layout, targets, layers, lambda, modules, head, statistics, saved, kind
         case formatVersion = "format_version"
         case sessionID = "session_id"
         case goftScaling = "goft_scaling"
@@ -257,7 +259,8 @@ public enum SnapshotWriter {
     /// and the parent fsynced. A `step-N` folder is therefore complete or absent. A snapshot of the
     /// same step written again by the same run replaces the older one. Returns the folder.
     @discardableResult
-    public static func write(_ cp: TrainerCheckpoint, context: SnapshotContext, into snapshotsFolder: URL) throws -> URL {
+    public static func write(_ cp: TrainerCheckpoint, context: SnapshotContext, into snapshotsFolder: URL,
+                             kind: SnapshotKind = .named) throws -> URL {
         let fm = FileManager.default
         do { try fm.createDirectory(at: snapshotsFolder, withIntermediateDirectories: true) } catch {
             throw SessionError(snapshotsFolder, "cannot create the snapshots folder: \(error.localizedDescription)")
@@ -270,7 +273,7 @@ public enum SnapshotWriter {
         defer {
             if !placed { try? fm.removeItem(at: tmp) }
         }
-        try writeFiles(cp, context: context, into: tmp)
+        try writeFiles(cp, context: context, kind: kind, into: tmp)
         try SessionFiles.syncFolder(tmp)
         if rename(tmp.path, final.path) != 0 {
             guard errno == ENOTEMPTY || errno == EEXIST else {
@@ -295,7 +298,7 @@ public enum SnapshotWriter {
     }
 
     /// The five files of a snapshot, into `folder`.
-    static func writeFiles(_ cp: TrainerCheckpoint, context: SnapshotContext, into folder: URL) throws {
+    static func writeFiles(_ cp: TrainerCheckpoint, context: SnapshotContext, kind: SnapshotKind, into folder: URL) throws {
         let c = context.configuration
         let version = String(SessionFormat.version)
         var values: [(name: String, tensor: Tensor)] = []
@@ -323,7 +326,7 @@ public enum SnapshotWriter {
             layout: c.layout, goftScaling: c.goftScaling, targets: c.targets, layers: c.layers, lambda: cp.lambda,
             initialLambda: c.method == .qgoft ? c.lambda : 0, lambdaHistory: context.lambdaHistory.filter { $0.step <= cp.step },
             baseModel: context.model, tensorPrefix: SnapshotFormat.peftPrefix, modules: context.modules, head: context.head,
-            statistics: context.statistics.flatMap { $0.step <= cp.step ? $0 : nil }, saved: now)
+            statistics: context.statistics.flatMap { $0.step <= cp.step ? $0 : nil }, saved: now, kind: kind)
         let state = TrainerStateFile(
             formatVersion: SessionFormat.version, step: cp.step, epoch: cp.epoch, position: cp.position,
             adamSteps: cp.adamSteps, lambda: cp.lambda, learningRate: cp.learningRate,

@@ -267,6 +267,10 @@ public struct TrainerSnapshot: Sendable {
     public var events: [TrainerEvent]
     /// Monotonic counter bumped on every publication; front ends redraw when it changes.
     public var version: Int
+    /// Once the run has stopped (state `.stopped`): why.
+    public var stopCause: StopCause?
+    /// Once the run has ended: whether its final snapshot was written.
+    public var finalSnapshotSaved: Bool?
 
     public init(
         run: RunDescription, state: TrainerState, step: Int, lambda: Double, learningRate: Double,

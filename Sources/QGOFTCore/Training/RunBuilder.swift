@@ -54,7 +54,7 @@ public enum RunBuilder {
     /// Checks the options that do not depend on the model or data.
     public static func validate(_ c: TrainingConfiguration) throws {
         func bad(_ option: String, _ value: Any, _ why: String) -> TrainingError {
-            TrainingError("\(option) \(value): \(why)")
+            TrainingError.usage("\(option) \(value): \(why)")
         }
         guard c.lambda.isFinite, c.lambda >= 0 else { throw bad("--lambda", c.lambda, "must be a non-negative number") }
         guard c.learningRate.isFinite, c.learningRate > 0 else { throw bad("--lr", c.learningRate, "must be a positive number") }
@@ -92,7 +92,7 @@ public enum RunBuilder {
         let n = encoder.layers.count
         let layers = c.layers ?? Array(0..<n)
         for l in layers where l < 0 || l >= n {
-            throw TrainingError("--layers \(l): the model has layers 0...\(n - 1)")
+            throw TrainingError.usage("--layers \(l): the model has layers 0...\(n - 1)")
         }
         for lin in encoder.linears {
             lin.adapter = (layers.contains(lin.layer) && c.targets.contains(lin.target)) ? makeAdapter(c, width: lin.inWidth) : nil
@@ -107,7 +107,7 @@ public enum RunBuilder {
         let model = try loadModel(directory: modelDir,
                                   sha256: pinned ?? SHA256.hex(fileAt: modelDir.appendingPathComponent("model.safetensors")))
         guard c.maxLength <= model.config.maxPositionEmbeddings else {
-            throw TrainingError("--max-len \(c.maxLength): the model has only \(model.config.maxPositionEmbeddings) positions")
+            throw TrainingError.usage("--max-len \(c.maxLength): the model has only \(model.config.maxPositionEmbeddings) positions")
         }
         let dataset = try store.loadDataset(c.data, textColumn: c.textColumn, labelColumn: c.labelColumn, progress: progress)
         let split = try DatasetSplitter.reference(for: dataset)

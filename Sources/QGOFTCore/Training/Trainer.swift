@@ -7,8 +7,34 @@ public protocol TrainerObserver: AnyObject {
     func record(_ record: MetricRecord) throws
     func event(_ event: TrainerEvent) throws
     func stateChanged(_ state: TrainerState) throws
-    /// Writes a complete snapshot and returns where it went.
-    func saveSnapshot(_ checkpoint: TrainerCheckpoint) throws -> String
+    /// Writes a complete snapshot and returns where it went. An `.autosave` is rolling: the
+    /// observer keeps only the newest few of them.
+    func saveSnapshot(_ checkpoint: TrainerCheckpoint, kind: SnapshotKind) throws -> String
+}
+
+/// Why a snapshot is written: a named one (epoch end, request, `--snapshot-every`, final) is kept
+/// for good; an autosave (every `autosaveEvery` seconds of training) is rolling.
+public enum SnapshotKind: String, Codable, Sendable {
+    case named
+    case autosave
+}
+
+/// What a guard, a NaN/Inf step or a failure to write the session does to a run: pause and wait
+/// for a command (a person at the workbench, or someone who will attach), or stop with a final
+/// snapshot (a headless run nobody may be watching: a CI job or nohup must not hang).
+public enum PausePolicy: String, Sendable, CaseIterable {
+    case wait
+    case stop
+}
+
+/// Why a run that did not finish stopped.
+public enum StopCause: Sendable, Equatable {
+    /// A stop command: `q` in the workbench, SIGINT/SIGTERM/SIGHUP.
+    case user
+    /// A `--pause-if` guard or a non-finite step, under `PausePolicy.stop`.
+    case guardOrNonFinite(String)
+    /// The session could not be written, under `PausePolicy.stop`.
+    case cannotSave(String)
 }
 
 /// Everything needed to continue a run exactly: parameters, optimizer moments, schedule position,
@@ -54,6 +80,11 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     public var pauseIfLoss: Double?
     /// Snapshot every N steps besides epoch ends, commands and the end (nil: not).
     public var snapshotEvery: Int?
+    /// A rolling snapshot after this many seconds of training since the last snapshot of any
+    /// kind (nil: never). The observer keeps the newest few.
+    public var autosaveEvery: TimeInterval?
+    /// What guards, NaN/Inf steps and write failures do (see `PausePolicy`).
+    public var onPause: PausePolicy = .wait
     public weak var observer: TrainerObserver?
 
     private let optimizer: AdamW
@@ -77,7 +108,12 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     private var paused = false
     private var stepOnce = false
     private var stopRequested = false
+    private var stopCause: StopCause?
     private var resumedFromStep: Int?
+    /// Seconds of training (steps, their evaluations and statistics) since the last snapshot.
+    private var workSinceSnapshot: TimeInterval = 0
+    /// Why the latest snapshot that failed could not be written.
+    private var lastSaveError: String?
 
     // Published state (under `lock`).
     private let lock = NSCondition()
@@ -184,6 +220,14 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         published = s
     }
 
+    /// Marks a fresh trainer as the restart of a session that has no snapshot: the run starts
+    /// at step 0 with a `resumed` event at step 0 (which supersedes what the session logged
+    /// before). `events` are the session's events up to step 0. Call before `start`.
+    public func restartInSession(events: [TrainerEvent]) {
+        resumedFromStep = 0
+        published.events = events
+    }
+
     /// Starts the background thread.
     public func start() {
         let t = Thread { [self] in self.run() }
@@ -209,7 +253,8 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         BLAS.configure(threads: config.threads)
         startTime = Date()
         if let r = resumedFromStep {
-            emit(.resumed, "resumed at step \(r) of \(schedule.totalSteps)")
+            emit(.resumed, r == 0 && step == 0 ? "restarted from step 0 of \(schedule.totalSteps) (no snapshot to resume from)"
+                                               : "resumed at step \(r) of \(schedule.totalSteps)")
         } else {
             emit(.started, "started: \(published.run.method) on \(published.run.data), \(schedule.totalSteps) steps")
         }
@@ -277,6 +322,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                 emit(.evaluationRequested, "evaluation requested")
                 evaluate()
             case .stop:
+                if !stopRequested { stopCause = .user }
                 stopRequested = true
             }
         }
@@ -326,12 +372,13 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         if !finite {
             nanSkipped += 1
             emit(.nanSkipped, "step \(step) produced \(loss.isFinite ? "a non-finite gradient" : "a non-finite loss") and was not applied (\(nanSkipped) so far)")
-            pause(reason: "NaN/Inf at step \(step)")
+            pauseOrStop(reason: "NaN/Inf at step \(step)", cause: StopCause.guardOrNonFinite)
+            workSinceSnapshot += Date().timeIntervalSince(t0)
             return
         }
         if let lim = pauseIfLoss, loss > lim {
             emit(.guardTripped, "loss \(fmt(loss)) > \(fmt(lim)) at step \(step)")
-            pause(reason: "guard: loss \(fmt(loss)) > \(fmt(lim))")
+            pauseOrStop(reason: "guard: loss \(fmt(loss)) > \(fmt(lim))", cause: StopCause.guardOrNonFinite)
         }
         let epochEnded = position >= order.count
         let last = step >= schedule.totalSteps
@@ -339,15 +386,33 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             evaluate()
         }
         if step % max(1, config.statsEvery) == 0 || last || epochEnded { computeStatistics() }
+        workSinceSnapshot += Date().timeIntervalSince(t0)
         if !last && (epochEnded || (snapshotEvery.map { step % $0 == 0 } ?? false)) {
             saveSnapshot(reason: epochEnded ? "end of epoch \(epoch + 1)" : "every \(snapshotEvery ?? 0) steps")
+        } else if !last, !stopRequested, let every = autosaveEvery, workSinceSnapshot >= every {
+            saveSnapshot(reason: "autosave", kind: .autosave)
         }
     }
 
-    private func finish(_ state: TrainerState) {
-        if state == .stopped { emit(.stopRequested, "stop requested at step \(step)") }
+    private func finish(_ endState: TrainerState) {
+        var state = endState
+        if state == .stopped {
+            switch stopCause ?? .user {
+            case .user: emit(.stopRequested, "stop requested at step \(step)")
+            case .guardOrNonFinite(let why), .cannotSave(let why): emit(.stopRequested, "stopping at step \(step): \(why)")
+            }
+        }
         if published.stats.last?.step != step { computeStatistics() }
-        saveSnapshot(reason: state == .stopped ? "final (stopped)" : "final")
+        let saved = saveSnapshot(reason: state == .stopped ? "final (stopped)" : "final")
+        if !saved && state == .finished {
+            // Without its final snapshot the run is not finished: it stays resumable.
+            state = .stopped
+            stopCause = .cannotSave("the final snapshot could not be written: \(lastSaveError ?? "unknown error")")
+        }
+        lock.lock()
+        published.stopCause = state == .stopped ? (stopCause ?? .user) : nil
+        published.finalSnapshotSaved = saved
+        lock.unlock()
         switch state {
         case .finished:
             let best = bestValAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "n/a"
@@ -368,6 +433,26 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         setState(.paused(reason: reason))
     }
 
+    /// A guard, a NaN/Inf step or a write failure: pause, or under `PausePolicy.stop` end the run
+    /// at this step boundary (the loop then writes the final snapshot).
+    private func pauseOrStop(reason: String, cause: (String) -> StopCause) {
+        switch onPause {
+        case .wait:
+            if !paused { pause(reason: reason) }
+        case .stop:
+            guard !stopRequested else { return }
+            stopRequested = true
+            stopCause = cause(reason)
+        }
+    }
+
+    /// True when a stop is queued: long loops (evaluation) end early for it.
+    private func stopPending() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return pending.contains(.stop)
+    }
+
     // MARK: evaluation and statistics
 
     /// Accuracy and mean loss over the validation set, in batches of `batchSize`. Sentences are
@@ -379,6 +464,10 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         var i = 0
         let idx = validationOrder
         while i < validation.count {
+            if stopPending() {
+                emit(.warning, "evaluation at step \(step) left unfinished: a stop was requested")
+                return
+            }
             let end = min(i + config.batchSize, validation.count)
             let b = validation.batch(idx[i..<end])
             let (l, c) = model.evaluate(b)
@@ -416,7 +505,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         if let lim = pauseIfDrift, let worst = layers.max(by: { $0.stats.matrixDrift < $1.stats.matrixDrift }),
            worst.stats.matrixDrift > lim, !paused {
             emit(.guardTripped, "drift \(fmt(worst.stats.matrixDrift)) of \(worst.module) > \(fmt(lim))")
-            pause(reason: "guard: drift \(fmt(worst.stats.matrixDrift)) > \(fmt(lim))")
+            pauseOrStop(reason: "guard: drift \(fmt(worst.stats.matrixDrift)) > \(fmt(lim))", cause: StopCause.guardOrNonFinite)
         }
     }
 
@@ -431,14 +520,20 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                                  tensors: tensors, bestValAccuracy: bestValAccuracy, nanSkipped: nanSkipped)
     }
 
-    private func saveSnapshot(reason: String) {
-        guard let observer else { return }
+    /// Writes a snapshot through the observer; true when it was written (or there is no observer).
+    @discardableResult
+    private func saveSnapshot(reason: String, kind: SnapshotKind = .named) -> Bool {
+        guard let observer else { return true }
+        workSinceSnapshot = 0
         do {
-            let path = try observer.saveSnapshot(checkpoint())
+            let path = try observer.saveSnapshot(checkpoint(), kind: kind)
             emit(.snapshotSaved, "snapshot (\(reason)) saved to \(path)", path: path)
+            return true
         } catch {
+            lastSaveError = describe(error)
             emit(.warning, "snapshot at step \(step) could not be written: \(describe(error))")
-            if !paused && !stopRequested { pause(reason: "cannot write snapshot") }
+            if !stopRequested { pauseOrStop(reason: "cannot write snapshot", cause: StopCause.cannotSave) }
+            return false
         }
     }
 
@@ -498,9 +593,14 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             published.events.append(e)
             published.version += 1
             lock.unlock()
-            if !paused && !stopRequested {
+            let reason = "cannot write the session (\(describe(error)))"
+            if onPause == .stop {
+                if !stopRequested {
+                    stopRequested = true
+                    stopCause = .cannotSave(reason)
+                }
+            } else if !paused && !stopRequested {
                 paused = true
-                let reason = "cannot write the session (\(describe(error)))"
                 lock.lock()
                 published.state = .paused(reason: reason)
                 published.events.append(TrainerEvent(step: step, kind: .paused, message: reason))
@@ -522,8 +622,23 @@ public func describe(_ error: Error) -> String {
 
 /// A training setup that cannot run (bad option, bad data, bad snapshot).
 public struct TrainingError: Error, LocalizedError, CustomStringConvertible {
+    /// What the error is about, for the command line's exit status.
+    public enum Kind: Sendable {
+        /// An option or argument is wrong (refused before anything starts).
+        case usage
+        /// A model, data, session or output file or folder is missing, malformed or not writable.
+        case input
+        /// The run itself failed.
+        case failed
+    }
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public let kind: Kind
+    public init(_ message: String, kind: Kind = .input) {
+        self.message = message
+        self.kind = kind
+    }
+    /// An error in an option or argument: the message starts with the option's name.
+    public static func usage(_ message: String) -> TrainingError { TrainingError(message, kind: .usage) }
     public var description: String { message }
     public var errorDescription: String? { message }
 }
