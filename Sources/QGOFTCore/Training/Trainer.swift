@@ -532,7 +532,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         } catch {
             lastSaveError = describe(error)
             emit(.warning, "snapshot at step \(step) could not be written: \(describe(error))")
-            if !stopRequested { pauseOrStop(reason: "cannot write snapshot", cause: StopCause.cannotSave) }
+            if !stopRequested {
+                pauseOrStop(reason: "the snapshot at step \(step) could not be written (\(describe(error)))", cause: StopCause.cannotSave)
+            }
             return false
         }
     }
