@@ -526,8 +526,10 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         guard let observer else { return true }
         workSinceSnapshot = 0
         do {
+            let t0 = Date()
             let path = try observer.saveSnapshot(checkpoint(), kind: kind)
-            emit(.snapshotSaved, "snapshot (\(reason)) saved to \(path)", path: path)
+            let ms = Date().timeIntervalSince(t0) * 1000
+            emit(.snapshotSaved, "snapshot (\(reason)) saved to \(path) in \(String(format: "%.0f", ms)) ms", path: path)
             return true
         } catch {
             lastSaveError = describe(error)
