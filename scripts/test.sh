@@ -25,3 +25,8 @@ for method in qgoft goft; do
     python3 scripts/interop/check_snapshot.py "$interop/sessions/$id/snapshots/step-3" \
         --merged "$interop/$method-merged" --expect-change
 done
+
+# Reliability: a short kill soak (5 SIGKILLs, resumed, compared with a straight run) and fault
+# injection (full disk, immutable and read-only session folder; needs root, as CI runs).
+bash scripts/reliability/kill-soak.sh --kills 5
+bash scripts/reliability/faults.sh
