@@ -3,7 +3,7 @@ import XCTest
 
 /// The real binary under tmux on a small configuration: pause stops the step counter, `+` doubles
 /// lambda on screen and in events.jsonl, `s` creates a complete snapshot folder, `q` `y` exits
-/// with status 0 and the terminal restored. Needs `.build/release/qgoft` (scripts/test.sh builds
+/// with status 4 (stopped by the user) and the terminal restored. Needs `.build/release/qgoft` (scripts/test.sh builds
 /// it), tmux and the fetched model; skipped locally without them, a failure under CI=true.
 final class EndToEndTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -115,7 +115,7 @@ final class EndToEndTests: XCTestCase {
         let end = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: exitFile), Date() < end { usleep(200_000) }
         let status = try String(contentsOfFile: exitFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(status, "0")
+        XCTAssertEqual(status, "4", "q stops the run: stopped by the user")
         let alternate = try run(["display-message", "-p", "-t", "e2e", "#{alternate_on}"]).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(alternate, "0", "the terminal was left in the alternate screen")
         let after = try screen()
