@@ -31,7 +31,8 @@ struct EvalCommand: ParsableCommand {
         try runReporting {
             try threads.apply()
             let session = try sessions.store.load(id)
-            let snap = try session.snapshot(step: snapshot)
+            let snap = try session.snapshot(step: snapshot, warn: { progressLine("warning: \($0)") })
+            try SessionModels.checkUsable(snap, of: session, allowNonFinite: false, what: "evaluated", flag: nil)
             let c = session.info.configuration
             let batch = batchSize ?? c.batchSize
             guard batch >= 1 && batch <= 4096 else { throw TrainingError("--batch-size \(batch): must be between 1 and 4096") }

@@ -183,8 +183,9 @@ struct TrainCommand: ParsableCommand {
             if let session = resumed {
                 try SessionModels.checkModel(sha256: prepared.model.sha256, at: prepared.model.directory, session: session)
                 try SessionModels.checkData(sha256: prepared.dataset.sha256, source: prepared.dataset.source, session: session)
-                let (found, problems) = session.newestSnapshot()
-                for p in problems { progressLine("warning: skipping a newer snapshot: \(p)") }
+                let (found, problems) = session.newestSnapshot(expected: SnapshotExpectation(
+                    method: config.method, encoder: prepared.classifier.encoder, head: prepared.classifier.head))
+                for p in problems { progressLine("warning: \(p)") }
                 guard let snap = found else {
                     throw TrainingError("\(session.directory.path): no complete snapshot to resume from; start a new run")
                 }
