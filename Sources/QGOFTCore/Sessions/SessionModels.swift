@@ -14,7 +14,7 @@ public enum SessionModels {
     /// was trained on, and a snapshot made for another model, method or layout.
     public static func load(session: LoadedSession, snapshot: SnapshotFolder, store: AssetStore,
                             progress: (String) -> Void) throws -> (model: LoadedModel, head: ClassificationHead) {
-        let c = session.info.configuration
+        let c = try SessionPaths.locate(session.info, needData: false, store: store).configuration
         let dir = try store.resolveModel(c.model, progress: progress)
         let pinned = store.spec(named: c.model)?.files.first { $0.path == "model.safetensors" }?.sha256
         let sha = try pinned ?? SHA256.hex(fileAt: dir.appendingPathComponent("model.safetensors"))
@@ -56,16 +56,16 @@ public enum SessionModels {
     public static func checkUsable(_ snapshot: SnapshotFolder, of session: LoadedSession, allowNonFinite: Bool,
                                    what: String, flag: String?) throws -> [String] {
         let v = session.validate(snapshot, scope: .adapter)
-        let name = SessionFormat.snapshotsFolder + "/" + snapshot.url.lastPathComponent
+        let inside = snapshot.url.path + "/"
+        func local(_ p: [String]) -> String { p.map { $0.replacingOccurrences(of: inside, with: "") }.joined(separator: "; ") }
         if !v.problems.isEmpty {
-            throw SessionError(snapshot.url, "snapshot \(name) is not \(what): " + v.problems.joined(separator: "; "))
+            throw SessionError(snapshot.url, "not \(what), " + local(v.problems))
         }
         if !v.nonFinite.isEmpty && !allowNonFinite {
             let hint = flag.map { " (\($0) \(what == "exported" ? "exports" : "uses") it anyway)" } ?? ""
-            throw SessionError(snapshot.url, "snapshot \(name) is not \(what): it holds non-finite values: "
-                               + v.nonFinite.joined(separator: "; ") + hint)
+            throw SessionError(snapshot.url, "not \(what), it holds non-finite values: " + local(v.nonFinite) + hint)
         }
-        return v.nonFinite
+        return v.nonFinite.map { snapshot.url.lastPathComponent + "/" + $0.replacingOccurrences(of: inside, with: "") }
     }
 
     /// Copies the PEFT files of `snapshot` (adapter_config.json, adapter_model.safetensors) and the

@@ -131,16 +131,19 @@ public struct LoadedSession: Sendable {
     /// Opens and validates the snapshot listed as `listing`; throws a `SessionError` saying
     /// which snapshot and everything wrong with it. Non-finite values count only for `.full`
     /// (a resume cannot continue from them; export and eval decide for themselves).
-    func validSnapshot(_ listing: SnapshotListing, expected: SnapshotExpectation?, scope: SnapshotScope) throws -> SnapshotFolder {
-        let name = SessionFormat.snapshotsFolder + "/" + listing.url.lastPathComponent
-        let snap: SnapshotFolder
-        do { snap = try SnapshotFolder(url: listing.url) } catch {
-            throw SessionError(listing.url, "snapshot \(name) is not usable: \(describe(error))")
+    func validSnapshot(_ listing: SnapshotListing, expected: SnapshotExpectation?, scope: SnapshotScope,
+                       verdict: String = "not usable") throws -> SnapshotFolder {
+        // Problems name files by their full path: inside the snapshot, by their name alone.
+        let inside = listing.url.path.hasSuffix("/") ? listing.url.path : listing.url.path + "/"
+        func fail(_ problems: [String]) -> SessionError {
+            SessionError(listing.url, "\(verdict), " + problems.map { $0.replacingOccurrences(of: inside, with: "") }.joined(separator: "; "))
         }
+        let snap: SnapshotFolder
+        do { snap = try SnapshotFolder(url: listing.url) } catch { throw fail([describe(error)]) }
         var v = validate(snap, expected: expected, scope: scope)
         if snap.step != listing.step { v.problems.insert("its files say step \(snap.step)", at: 0) }
         let bad = scope == .full ? v.problems + v.nonFinite : v.problems
-        if !bad.isEmpty { throw SessionError(listing.url, "snapshot \(name) is not usable: " + bad.joined(separator: "; ")) }
+        if !bad.isEmpty { throw fail(bad) }
         return snap
     }
 
@@ -150,9 +153,9 @@ public struct LoadedSession: Sendable {
     public func newestSnapshot(expected: SnapshotExpectation? = nil, scope: SnapshotScope = .full) -> (snapshot: SnapshotFolder?, problems: [String]) {
         var problems: [String] = []
         for s in snapshots.reversed() {
-            do { return (try validSnapshot(s, expected: expected, scope: scope), problems) } catch {
+            do { return (try validSnapshot(s, expected: expected, scope: scope, verdict: "skipped"), problems) } catch {
                 let older = snapshots.last { $0.step < s.step }
-                let then = older.map { "; trying step-\($0.step)" } ?? "; no older snapshot"
+                let then = older.map { " (trying step-\($0.step))" } ?? " (no older snapshot)"
                 problems.append(describe(error) + then)
             }
         }

@@ -128,14 +128,28 @@ public final class SessionWriter: TrainerObserver, @unchecked Sendable {
     /// Reopens `session` to continue it from `snapshot`: appends a resume marker to
     /// metrics.jsonl and a resume to session.json, sets the status back to running and takes the
     /// lock. Refuses when another process is writing the session.
+    ///
+    /// `located` (from `SessionPaths.locate`): the configuration with the model and data where
+    /// they were found, recorded in session.json (absolute paths; a new place given with
+    /// `--data`/`--model` of the same sha256), its notes kept in the resume entry.
     public static func resume(session: LoadedSession, from snapshot: SnapshotFolder, modules: [SnapshotModule],
-                              head: SnapshotHead) throws -> SessionWriter {
+                              head: SnapshotHead, located: SessionPaths.Located? = nil) throws -> SessionWriter {
         let dir = session.directory
         let fd = try lockFolder(dir)
         var info = session.info
         let rel = SessionFormat.snapshotsFolder + "/" + snapshot.url.lastPathComponent
         let now = SessionTime.now()
-        info.resumes.append(SessionResume(step: snapshot.step, time: now, snapshot: rel, pid: getpid(), machine: .current()))
+        if let located {
+            let c = located.configuration
+            info.configuration = c
+            if c.data.hasPrefix("/") { info.data.source = c.data }
+            if c.model.hasPrefix("/") {
+                info.model.name = c.model
+                info.model.path = c.model
+            }
+        }
+        let notes = located.flatMap { $0.notes.isEmpty ? nil : $0.notes }
+        info.resumes.append(SessionResume(step: snapshot.step, time: now, snapshot: rel, pid: getpid(), machine: .current(), notes: notes))
         info.status = .running
         info.finished = nil
         info.updated = now
