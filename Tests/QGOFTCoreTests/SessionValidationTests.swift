@@ -102,6 +102,10 @@ final class SessionValidationTests: XCTestCase {
             XCTAssertTrue(p.hasSuffix(" (trying step-3)"), "\(what): \(p)")
             // What the resume then reads works.
             XCTAssertNoThrow(try newest?.checkpoint(), what)
+            // `inspect --print` says the same of it.
+            let text = SessionReport.summary(s, size: 0)
+            XCTAssertTrue(text.contains("snapshots/step-4: not usable, \(file)"), "\(what): \(text)")
+            XCTAssertFalse(text.contains("step-3: not usable"), what)
             try original.write(to: url)
         }
         XCTAssertEqual(try LoadedSession.load(w.directory).newestSnapshot().snapshot?.step, 4, "restored")
