@@ -8,6 +8,7 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval", abstract: "Accuracy of a snapshot on the session's validation split or on any dataset.",
         discussion: """
             Without --data: the session's own validation split (the data file must be unchanged). With \
+            --data the session's data file (same sha256, wherever it is now): that split too. With other \
             --data: every row of that dataset (rotten-tomatoes, imdb, or a CSV/TSV/JSONL file); its \
             labels must be as many as the head's classes.
             """)
@@ -31,14 +32,19 @@ struct EvalCommand: ParsableCommand {
         try runReporting {
             try threads.apply()
             let session = try sessions.store.load(id)
-            let snap = try session.snapshot(step: snapshot)
-            let c = session.info.configuration
+            let snap = try session.snapshot(step: snapshot, warn: { progressLine("warning: \($0)") })
+            try SessionModels.checkUsable(snap, of: session, allowNonFinite: false, what: "evaluated", flag: nil)
+            // --data naming the session's own data (same sha256, wherever it is now) means its validation split.
+            let ownData = data.map { SessionPaths.isSessionData($0, of: session.info) } ?? false
+            let located = try SessionPaths.locate(session.info, data: ownData ? data : nil, needData: data == nil || ownData)
+            for n in located.notes { progressLine("note: \(n)") }
+            let c = located.configuration
             let batch = batchSize ?? c.batchSize
             guard batch >= 1 && batch <= 4096 else { throw TrainingError.usage("--batch-size \(batch): must be between 1 and 4096") }
             let store = AssetStore()
             let result: (accuracy: Double, loss: Double, count: Int)
             let what: String
-            if let data {
+            if let data, !ownData {
                 let (model, head) = try SessionModels.load(session: session, snapshot: snap, store: store, progress: progressLine)
                 let dataset = try store.loadDataset(data, textColumn: textColumn, labelColumn: labelColumn, progress: progressLine)
                 guard dataset.labelNames.count == head.classes else {
@@ -53,6 +59,7 @@ struct EvalCommand: ParsableCommand {
                 result = SessionModels.evaluate(classifier, on: set, batchSize: batch)
                 what = "\(dataset.name) (all \(set.count) rows)"
             } else {
+                if let data { progressLine("note: \(data) has the sha256 of the session's data: evaluating its validation split") }
                 let prepared = try RunBuilder.prepare(c, store: store, progress: progressLine)
                 try SessionModels.checkModel(sha256: prepared.model.sha256, at: prepared.model.directory, session: session)
                 try SessionModels.checkData(sha256: prepared.dataset.sha256, source: prepared.dataset.source, session: session)

@@ -21,12 +21,17 @@ struct ExportCommand: ParsableCommand {
     var merge = false
     @Option(name: .long, help: "Folder to write (must not exist, or be empty).")
     var out: String
+    @Flag(name: .customLong("allow-nonfinite"), help: "Export a snapshot holding NaN or infinite values (refused otherwise).")
+    var allowNonFinite = false
     @OptionGroup var sessions: SessionsOptions
 
     func run() throws {
         try runReporting {
             let session = try sessions.store.load(id)
-            let snap = try session.snapshot(step: snapshot)
+            let snap = try session.snapshot(step: snapshot, warn: { progressLine("warning: \($0)") })
+            for w in try SessionModels.checkUsable(snap, of: session, allowNonFinite: allowNonFinite, what: "exported", flag: "--allow-nonfinite") {
+                progressLine("warning: exporting non-finite values (--allow-nonfinite): \(w)")
+            }
             let outURL = URL(fileURLWithPath: (out as NSString).expandingTildeInPath).standardizedFileURL
             if merge {
                 let (model, head) = try SessionModels.load(session: session, snapshot: snap, store: AssetStore(), progress: progressLine)
@@ -34,10 +39,11 @@ struct ExportCommand: ParsableCommand {
                 try MergedModelExport.write(
                     encoder: model.encoder, head: head, sourceDirectory: model.directory, to: outURL,
                     metadata: ["qgoft_session": session.id, "qgoft_step": String(snap.step), "qgoft_method": c.method.rawValue,
-                               "qgoft_layout": c.layout.rawValue, "format_version": String(SessionFormat.version)])
+                               "qgoft_layout": c.layout.rawValue, "format_version": String(SessionFormat.version)],
+                    allowNonFinite: allowNonFinite)
                 progressLine("merged model of \(session.id) at step \(snap.step) written to \(outURL.path)")
             } else {
-                try SessionModels.exportAdapter(snap, to: outURL)
+                try SessionModels.exportAdapter(snap, of: session, to: outURL, allowNonFinite: allowNonFinite)
                 progressLine("adapter files of \(session.id) at step \(snap.step) written to \(outURL.path)")
             }
         }

@@ -161,12 +161,18 @@ struct TrainCommand: ParsableCommand {
             var config: TrainingConfiguration
             var options = SessionRunOptions(snapshotEvery: snapshotEvery, pauseIfDrift: driftGuard, pauseIfLoss: lossGuard)
             var resumed: LoadedSession?
+            var located: SessionPaths.Located?
             if let resume {
                 let session = try store.load(resume)
                 try checkResumable(session)
-                config = session.info.configuration
-                try refuseChangedOptions(saved: config, session: session.id)
                 let given = CommandLineFlags.given()
+                // The model and data where they are now (a new place is fine with the same sha256).
+                let found = try SessionPaths.locate(session.info, data: given.contains("--data") ? data : nil,
+                                                    model: given.contains("--model") ? model.model : nil)
+                for n in found.notes { progressLine("note: \(n)") }
+                located = found
+                config = found.configuration
+                try refuseChangedOptions(saved: config, session: session.id)
                 if !given.contains("--snapshot-every") { options.snapshotEvery = session.info.options.snapshotEvery }
                 if !given.contains("--pause-if") {
                     options.pauseIfDrift = session.info.options.pauseIfDrift
@@ -194,8 +200,9 @@ struct TrainCommand: ParsableCommand {
             if let session = resumed {
                 try SessionModels.checkModel(sha256: prepared.model.sha256, at: prepared.model.directory, session: session)
                 try SessionModels.checkData(sha256: prepared.dataset.sha256, source: prepared.dataset.source, session: session)
-                let (found, problems) = session.newestSnapshot()
-                for p in problems { progressLine("warning: skipping a newer snapshot: \(p)") }
+                let (found, problems) = session.newestSnapshot(expected: SnapshotExpectation(
+                    method: config.method, encoder: prepared.classifier.encoder, head: prepared.classifier.head))
+                for p in problems { progressLine("warning: \(p)") }
                 prepared.run.sessionID = session.id
                 trainer = Trainer(config: config, model: prepared.classifier, train: prepared.train,
                                   validation: prepared.validation, run: prepared.run)
@@ -211,7 +218,7 @@ struct TrainCommand: ParsableCommand {
                     let (_, events) = session.history(upTo: 0)
                     trainer.restartInSession(events: events)
                 }
-                writer = try SessionWriter.resume(session: session, from: found, modules: modules, head: head)
+                writer = try SessionWriter.resume(session: session, from: found, modules: modules, head: head, located: located)
                 let machine = SessionMachine.current()
                 if machine.blasCore != session.info.machine.blasCore || machine.hostname != session.info.machine.hostname {
                     progressLine("note: the session was made on \(session.info.machine.hostname) (OpenBLAS \(session.info.machine.blasCore)); here it is \(machine.hostname) (OpenBLAS \(machine.blasCore)): the curve may differ in the last bits")
@@ -314,7 +321,8 @@ struct TrainCommand: ParsableCommand {
         let given = CommandLineFlags.given()
         let mine = try configuration(validating: false)
         var diffs: [String] = []
-        for (flag, value) in Self.configurationFlags where given.contains(flag) {
+        // --data and --model were checked by SessionPaths.locate: another path to the same content is fine.
+        for (flag, value) in Self.configurationFlags where given.contains(flag) && flag != "--data" && flag != "--model" {
             let (a, b) = (value(mine), value(saved))
             if a != b { diffs.append("\(flag) \(a) (the session has \(b))") }
         }

@@ -71,18 +71,19 @@ class ReleaseBinaryTestCase: XCTestCase {
     }
 
     /// Starts `qgoft args`, output to files; returns the process and the two file names.
-    func launch(_ args: [String], name: String) throws -> (Process, URL, URL) {
-        let (p, out, err) = try prepare(name: name)
+    func launch(_ args: [String], name: String, cwd: URL? = nil) throws -> (Process, URL, URL) {
+        let (p, out, err) = try prepare(name: name, cwd: cwd)
         p.executableURL = binary
         p.arguments = args
         try p.run()
         return (p, out, err)
     }
 
-    /// A process in the scratch folder with output to `name.out` / `name.err` and no input.
-    private func prepare(name: String) throws -> (Process, URL, URL) {
+    /// A process in `cwd` (default: the scratch folder) with output to `name.out` / `name.err`
+    /// in the scratch folder and no input.
+    private func prepare(name: String, cwd: URL? = nil) throws -> (Process, URL, URL) {
         let p = Process()
-        p.currentDirectoryURL = scratch
+        p.currentDirectoryURL = cwd ?? scratch
         let out = scratch.appendingPathComponent("\(name).out"), err = scratch.appendingPathComponent("\(name).err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
@@ -110,8 +111,8 @@ class ReleaseBinaryTestCase: XCTestCase {
         return try finish(p, out: out, err: err, what: script, timeout: timeout)
     }
 
-    func run(_ args: [String], name: String, timeout: TimeInterval = 600) throws -> Outcome {
-        let (p, out, err) = try launch(args, name: name)
+    func run(_ args: [String], name: String, cwd: URL? = nil, timeout: TimeInterval = 600) throws -> Outcome {
+        let (p, out, err) = try launch(args, name: name, cwd: cwd)
         return try finish(p, out: out, err: err, what: "qgoft " + args.joined(separator: " "), timeout: timeout)
     }
 

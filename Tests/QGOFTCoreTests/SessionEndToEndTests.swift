@@ -128,4 +128,91 @@ final class SessionEndToEndTests: ReleaseBinaryTestCase {
         XCTAssertEqual(s.snapshots.last?.step, s.lastStep, "the final snapshot is at the last step")
         XCTAssertTrue(s.events.contains { $0.kind == .stopped })
     }
+
+    /// A session started with a relative --data in one folder is evaluated, exported and
+    /// resumed from another; its newest snapshot, truncated, is skipped by the resume (and
+    /// refused by export); the data file moved elsewhere is accepted by absolute path when its
+    /// content is the same, refused otherwise.
+    func testSessionsContinueFromAnyFolderAndPastACorruptSnapshot() throws {
+        let fm = FileManager.default
+        let a = scratch.appendingPathComponent("a"), b = scratch.appendingPathComponent("b"), c = scratch.appendingPathComponent("c")
+        for d in [a, b, c] { try fm.createDirectory(at: d, withIntermediateDirectories: true) }
+        try fm.moveItem(at: data, to: a.appendingPathComponent("reviews.csv"))
+        var args = trainArgs
+        args[args.firstIndex(of: data.path)!] = "reviews.csv"
+        let (p, _, err) = try launch(args, name: "relative", cwd: a)
+        var dir: URL?
+        let started = wait(for: { () -> URL? in
+            dir = self.newSession(besides: [])
+            guard let d = dir, fm.fileExists(atPath: d.appendingPathComponent("snapshots/step-6").path) else { return nil }
+            return d
+        }(), process: p)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertTrue(started)
+        XCTAssertEqual(p.terminationStatus, 4, (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        let session = try LoadedSession.load(try XCTUnwrap(dir))
+        let id = session.id
+        XCTAssertEqual(session.status, .stopped)
+        XCTAssertEqual(session.info.configuration.data, a.appendingPathComponent("reviews.csv").path, "recorded absolute")
+        XCTAssertEqual(session.info.workingDirectory, a.path)
+        let newest = try XCTUnwrap(session.snapshots.last?.step)
+        XCTAssertGreaterThanOrEqual(newest, 6)
+        let older = try XCTUnwrap(session.snapshots.dropLast().last?.step)
+        let sd = ["--sessions-dir", sessions.path]
+
+        // From another folder: eval of the validation split works.
+        let ev = try run(["eval", id, "--snapshot", String(older)] + sd, name: "eval-b", cwd: b)
+        XCTAssertEqual(ev.status, 0, ev.stderr)
+        XCTAssertTrue(ev.stdout.contains("on the validation split of reviews.csv"), ev.stdout)
+
+        // The newest snapshot truncated: export of it is refused and leaves nothing.
+        let weights = session.snapshots.last!.url.appendingPathComponent(SnapshotFormat.adapterModelFile)
+        let size = try XCTUnwrap(try fm.attributesOfItem(atPath: weights.path)[.size] as? NSNumber).intValue
+        let h = try FileHandle(forWritingTo: weights)
+        try h.truncate(atOffset: UInt64(size - 100))
+        try h.close()
+        let out = c.appendingPathComponent("adapter")
+        let ex = try run(["export", id, "--snapshot", String(newest), "--out", out.path] + sd, name: "export-bad", cwd: b)
+        XCTAssertNotEqual(ex.status, 0)
+        XCTAssertTrue(ex.stderr.contains("step-\(newest): not usable, adapter_model.safetensors: "), ex.stderr)
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: c.path), [])
+
+        // The data moved: without --data the resume says what to pass; other content is refused.
+        let moved = c.appendingPathComponent("moved.csv")
+        try fm.moveItem(at: a.appendingPathComponent("reviews.csv"), to: moved)
+        let lost = try run(["train", "--headless", "--resume", id] + sd, name: "lost", cwd: b)
+        XCTAssertNotEqual(lost.status, 0)
+        XCTAssertTrue(lost.stderr.contains("is missing (moved?); pass --data"), lost.stderr)
+        let other = c.appendingPathComponent("other.csv")
+        try Self.reviews(count: 60).write(to: other, atomically: true, encoding: .utf8)
+        let wrong = try run(["train", "--headless", "--resume", id, "--data", other.path] + sd, name: "wrong", cwd: b)
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("--data \(other.path): its sha256 "), wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains(session.info.data.sha256), wrong.stderr)
+        try fm.removeItem(at: other)
+
+        // The same content at the new place: the resume skips the truncated snapshot, saying so.
+        let resumed = try run(["train", "--headless", "--resume", id, "--data", moved.path] + sd, name: "moved", cwd: b)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("snapshots/step-\(newest): skipped, adapter_model.safetensors: "), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("(trying step-\(older))"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resuming session \(id) at step \(older)"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("same sha256"), resumed.stderr)
+        let done = try LoadedSession.load(session.directory)
+        XCTAssertEqual(done.status, .finished)
+        XCTAssertEqual(done.resumeSteps, [older])
+        XCTAssertEqual(done.info.configuration.data, moved.path, "the new place is recorded")
+        XCTAssertEqual(done.info.data.source, moved.path)
+        XCTAssertTrue(done.info.resumes.last?.notes?.contains { $0.contains(moved.path) } ?? false, "\(done.info.resumes)")
+
+        // Eval from a third folder, with and without naming the moved file: the same split.
+        let ev1 = try run(["eval", id] + sd, name: "eval-c", cwd: c)
+        let ev2 = try run(["eval", id, "--data", "moved.csv"] + sd, name: "eval-c-data", cwd: c)
+        XCTAssertEqual(ev1.status, 0, ev1.stderr)
+        XCTAssertEqual(ev2.status, 0, ev2.stderr)
+        XCTAssertTrue(ev2.stderr.contains("evaluating its validation split"), ev2.stderr)
+        XCTAssertEqual(ev1.stdout.components(separatedBy: " on ").first, ev2.stdout.components(separatedBy: " on ").first)
+        XCTAssertTrue(ev1.stdout.contains("(12 rows)"), ev1.stdout)
+    }
 }

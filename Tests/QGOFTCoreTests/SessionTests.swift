@@ -310,10 +310,10 @@ final class SessionTests: XCTestCase {
         let (newest, problems) = s.newestSnapshot()
         XCTAssertEqual(newest?.step, 3)
         XCTAssertEqual(problems.count, 1)
-        XCTAssertTrue(problems[0].contains("step-4/optimizer.safetensors: missing"), problems[0])
+        XCTAssertTrue(problems[0].contains("step-4: skipped, optimizer.safetensors: missing"), problems[0])
         // A corrupt JSON file is named.
         try Data("{\"format_version\": 1, \"step\": ".utf8).write(to: snaps.appendingPathComponent("step-3/trainer_state.json"))
-        XCTAssertThrowsError(try s.snapshot(step: 3)) { XCTAssertTrue("\($0)".contains("step-3/trainer_state.json: corrupt"), "\($0)") }
+        XCTAssertThrowsError(try s.snapshot(step: 3)) { XCTAssertTrue("\($0)".contains("step-3: not usable, trainer_state.json: corrupt"), "\($0)") }
         XCTAssertThrowsError(try s.snapshot(step: 7)) { XCTAssertTrue("\($0)".contains("no snapshot of step 7; snapshots: 2, 3, 4"), "\($0)") }
     }
 

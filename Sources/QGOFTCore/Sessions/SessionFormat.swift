@@ -308,13 +308,17 @@ public struct SessionResume: Codable, Sendable, Equatable {
     public var snapshot: String
     public var pid: Int32
     public var machine: SessionMachine
+    /// Where the model and data were found, when that needed saying (a relative path of an older
+    /// session, a `--data`/`--model` at a new place with the same sha256); absent otherwise.
+    public var notes: [String]?
 
-    public init(step: Int, time: String, snapshot: String, pid: Int32, machine: SessionMachine) {
+    public init(step: Int, time: String, snapshot: String, pid: Int32, machine: SessionMachine, notes: [String]? = nil) {
         self.step = step
         self.time = time
         self.snapshot = snapshot
         self.pid = pid
         self.machine = machine
+        self.notes = notes
     }
 }
 
@@ -342,6 +346,9 @@ public struct SessionInfo: Codable, Sendable, Equatable {
     public var machine: SessionMachine
     public var build: SessionBuild
     public var resumes: [SessionResume]
+    /// The folder qgoft ran in when the session was created (absent in sessions written before
+    /// paths were recorded absolute; relative paths of those are looked for here first).
+    public var workingDirectory: String?
 
     public init(
         id: String, status: SessionStatus, created: String, configuration: TrainingConfiguration,
@@ -368,18 +375,23 @@ public struct SessionInfo: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, status, created, updated, finished, step, configuration, options, model, data, run, machine, build, resumes
         case formatVersion = "format_version"
+        case workingDirectory = "working_directory"
     }
 
     /// The session's info for a prepared run (id and times are filled by `SessionWriter.create`).
+    /// Model and data folders and files are recorded as absolute paths (`SessionPaths.recording`),
+    /// with the current folder as `working_directory`.
     public static func make(for prepared: PreparedRun, options: SessionRunOptions) -> SessionInfo {
-        let c = prepared.config
+        let c = SessionPaths.recording(prepared.config)
         let data = SessionData(
             name: prepared.dataset.name, source: prepared.dataset.source.path, sha256: prepared.dataset.sha256,
             labels: prepared.dataset.labelNames, trainRows: prepared.train.count, validationRows: prepared.validation.count,
             split: prepared.split.description)
         let model = SessionModel(name: c.model, path: prepared.model.directory.path, sha256: prepared.model.sha256)
-        return SessionInfo(id: "", status: .running, created: SessionTime.now(), configuration: c, options: options,
-                           model: model, data: data, run: prepared.run)
+        var info = SessionInfo(id: "", status: .running, created: SessionTime.now(), configuration: c, options: options,
+                               model: model, data: data, run: prepared.run)
+        info.workingDirectory = SessionPaths.currentDirectory.path
+        return info
     }
 }
 

@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Builds models from saved sessions: the base model with the snapshot's adapters and head (for
 /// export and evaluation), the adapter files for export, and evaluation on any tokenized set.
 public enum SessionModels {
@@ -8,7 +14,7 @@ public enum SessionModels {
     /// was trained on, and a snapshot made for another model, method or layout.
     public static func load(session: LoadedSession, snapshot: SnapshotFolder, store: AssetStore,
                             progress: (String) -> Void) throws -> (model: LoadedModel, head: ClassificationHead) {
-        let c = session.info.configuration
+        let c = try SessionPaths.locate(session.info, needData: false, store: store).configuration
         let dir = try store.resolveModel(c.model, progress: progress)
         let pinned = store.spec(named: c.model)?.files.first { $0.path == "model.safetensors" }?.sha256
         let sha = try pinned ?? SHA256.hex(fileAt: dir.appendingPathComponent("model.safetensors"))
@@ -43,30 +49,76 @@ public enum SessionModels {
         }
     }
 
+    /// Refuses a snapshot that `SnapshotValidator` finds broken for export or evaluation, and
+    /// one holding NaN or infinite values unless `allowNonFinite` (then they are returned as
+    /// warnings). `what` says what the snapshot was going to be used for.
+    @discardableResult
+    public static func checkUsable(_ snapshot: SnapshotFolder, of session: LoadedSession, allowNonFinite: Bool,
+                                   what: String, flag: String?) throws -> [String] {
+        let v = session.validate(snapshot, scope: .adapter)
+        let inside = snapshot.url.path + "/"
+        func local(_ p: [String]) -> String { p.map { $0.replacingOccurrences(of: inside, with: "") }.joined(separator: "; ") }
+        if !v.problems.isEmpty {
+            throw SessionError(snapshot.url, "not \(what), " + local(v.problems))
+        }
+        if !v.nonFinite.isEmpty && !allowNonFinite {
+            let hint = flag.map { " (\($0) \(what == "exported" ? "exports" : "uses") it anyway)" } ?? ""
+            throw SessionError(snapshot.url, "not \(what), it holds non-finite values: " + local(v.nonFinite) + hint)
+        }
+        return v.nonFinite.map { snapshot.url.lastPathComponent + "/" + $0.replacingOccurrences(of: inside, with: "") }
+    }
+
     /// Copies the PEFT files of `snapshot` (adapter_config.json, adapter_model.safetensors) and the
-    /// sidecar qgoft_snapshot.json into `out`, which must not exist or be empty. Built under a
-    /// temporary name beside `out` and renamed into place when complete.
-    public static func exportAdapter(_ snapshot: SnapshotFolder, to out: URL) throws {
+    /// sidecar qgoft_snapshot.json into `out`, which must not exist or be an empty folder.
+    ///
+    /// The snapshot is validated first (`SnapshotValidator`, the rules of every reader; NaN or
+    /// infinite values only with `allowNonFinite`). The files are written into a temporary folder
+    /// beside `out`, fsynced, read back by the same rules, and only then renamed into place: a
+    /// failed export leaves nothing behind (an empty `out` stays as it was). Returns the
+    /// non-finite values allowed, as warnings.
+    @discardableResult
+    public static func exportAdapter(_ snapshot: SnapshotFolder, of session: LoadedSession, to out: URL,
+                                     allowNonFinite: Bool = false) throws -> [String] {
         let fm = FileManager.default
-        if fm.fileExists(atPath: out.path) {
-            let contents = (try? fm.contentsOfDirectory(atPath: out.path)) ?? ["?"]
-            guard contents.isEmpty else { throw SessionError(out, "already exists and is not empty; choose a new --out folder") }
-            do { try fm.removeItem(at: out) } catch { throw SessionError(out, "cannot replace the empty folder: \(error.localizedDescription)") }
-        }
-        let tmp = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
-        do {
-            try? fm.removeItem(at: tmp)
-            try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
-            for f in [SnapshotFormat.adapterConfigFile, SnapshotFormat.adapterModelFile, SnapshotFormat.sidecarFile] {
-                let data = try Data(contentsOf: snapshot.url.appendingPathComponent(f))
-                try SessionFiles.writeAtomically(data, to: tmp.appendingPathComponent(f))
+        func refuseExisting() throws {
+            if fm.fileExists(atPath: out.path) {
+                let contents = (try? fm.contentsOfDirectory(atPath: out.path)) ?? ["?"]
+                guard contents.isEmpty else { throw SessionError(out, "already exists and is not empty; choose a new --out folder") }
             }
-            try fm.moveItem(at: tmp, to: out)
-        } catch {
-            try? fm.removeItem(at: tmp)
-            if error is SessionError { throw error }
-            throw SessionError(out, "cannot write the adapter files: \(error.localizedDescription)")
         }
+        try refuseExisting()
+        let warnings = try checkUsable(snapshot, of: session, allowNonFinite: allowNonFinite, what: "exported", flag: "--allow-nonfinite")
+        let expected = try SnapshotExpectation.of(session: session.info, sidecar: snapshot.sidecar,
+                                                  file: snapshot.url.appendingPathComponent(SnapshotFormat.sidecarFile))
+        let parent = out.deletingLastPathComponent()
+        do { try fm.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
+            throw SessionError(parent, "cannot create the folder: \(error.localizedDescription)")
+        }
+        let tmp = parent.appendingPathComponent(".\(out.lastPathComponent).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        guard try SessionFiles.makeFolder(tmp) else { throw SessionError(tmp, "temporary export folder already exists") }
+        var placed = false
+        defer {
+            if !placed { try? fm.removeItem(at: tmp) }
+        }
+        for f in [SnapshotFormat.adapterConfigFile, SnapshotFormat.adapterModelFile, SnapshotFormat.sidecarFile] {
+            let src = snapshot.url.appendingPathComponent(f)
+            let data: Data
+            do { data = try Data(contentsOf: src) } catch { throw SessionError(src, "cannot read: \(error.localizedDescription)") }
+            try SessionFiles.writeAtomically(data, to: tmp.appendingPathComponent(f), sync: true)
+        }
+        // What was written, read back by the same rules.
+        let back = SnapshotValidator.validate(folder: tmp, expected: expected, scope: .adapter, step: snapshot.step)
+        if !back.problems.isEmpty || (!allowNonFinite && !back.nonFinite.isEmpty) || back.nonFinite.count != warnings.count {
+            throw SessionError(out, "the exported files do not read back as written (nothing was exported): " + back.summary)
+        }
+        try refuseExisting()
+        // rename(2) replaces an empty folder and refuses a non-empty one.
+        guard rename(tmp.path, out.path) == 0 else {
+            throw SessionError(out, "cannot rename the exported folder into place: \(SessionFiles.systemError())")
+        }
+        placed = true
+        try SessionFiles.syncFolder(parent)
+        return warnings
     }
 
     /// Accuracy and mean loss of `classifier` on `set`, in batches of `batchSize`, shortest

@@ -112,31 +112,76 @@ public struct LoadedSession: Sendable {
             superseded: superseded, warnings: warnings, snapshots: snapshots, incompleteSnapshots: incomplete.sorted())
     }
 
-    /// The newest snapshot that opens (`SnapshotFolder` checks its files), and the problems of
-    /// newer ones that did not. nil when there is none.
-    public func newestSnapshot() -> (snapshot: SnapshotFolder?, problems: [String]) {
+    /// Checks `snapshot` by the rules of `SnapshotValidator`, against `expected` (what a model
+    /// built for the run holds) or, when nil, against what the session's configuration and
+    /// adapted modules imply.
+    public func validate(_ snapshot: SnapshotFolder, expected: SnapshotExpectation? = nil, scope: SnapshotScope) -> SnapshotValidation {
+        let want: SnapshotExpectation
+        if let expected {
+            want = expected
+        } else {
+            do {
+                want = try SnapshotExpectation.of(session: info, sidecar: snapshot.sidecar,
+                                                  file: snapshot.url.appendingPathComponent(SnapshotFormat.sidecarFile))
+            } catch { return SnapshotValidation(problems: [describe(error)]) }
+        }
+        return SnapshotValidator.validate(folder: snapshot.url, expected: want, scope: scope, step: snapshot.step)
+    }
+
+    /// Opens and validates the snapshot listed as `listing`; throws a `SessionError` saying
+    /// which snapshot and everything wrong with it. Non-finite values count only for `.full`
+    /// (a resume cannot continue from them; export and eval decide for themselves).
+    func validSnapshot(_ listing: SnapshotListing, expected: SnapshotExpectation?, scope: SnapshotScope,
+                       verdict: String = "not usable") throws -> SnapshotFolder {
+        // Problems name files by their full path: inside the snapshot, by their name alone.
+        let inside = listing.url.path.hasSuffix("/") ? listing.url.path : listing.url.path + "/"
+        func fail(_ problems: [String]) -> SessionError {
+            SessionError(listing.url, "\(verdict), " + problems.map { $0.replacingOccurrences(of: inside, with: "") }.joined(separator: "; "))
+        }
+        let snap: SnapshotFolder
+        do { snap = try SnapshotFolder(url: listing.url) } catch { throw fail([describe(error)]) }
+        var v = validate(snap, expected: expected, scope: scope)
+        if snap.step != listing.step { v.problems.insert("its files say step \(snap.step)", at: 0) }
+        let bad = scope == .full ? v.problems + v.nonFinite : v.problems
+        if !bad.isEmpty { throw fail(bad) }
+        return snap
+    }
+
+    /// The newest snapshot that passes `SnapshotValidator` for `scope` (every file of it for
+    /// `.full`, the default: what a resume needs), and one message per newer snapshot that did
+    /// not, naming it and saying why it was skipped. nil when there is none.
+    public func newestSnapshot(expected: SnapshotExpectation? = nil, scope: SnapshotScope = .full) -> (snapshot: SnapshotFolder?, problems: [String]) {
         var problems: [String] = []
         for s in snapshots.reversed() {
-            do { return (try SnapshotFolder(url: s.url), problems) } catch { problems.append(describe(error)) }
+            do { return (try validSnapshot(s, expected: expected, scope: scope, verdict: "skipped"), problems) } catch {
+                let older = snapshots.last { $0.step < s.step }
+                let then = older.map { " (trying step-\($0.step))" } ?? " (no older snapshot)"
+                problems.append(describe(error) + then)
+            }
         }
         return (nil, problems)
     }
 
-    /// The snapshot of `step`, or the newest one when nil.
-    public func snapshot(step: Int?) throws -> SnapshotFolder {
+    /// The snapshot of `step`, or the newest usable one when nil (`warn` gets a message for each
+    /// newer one skipped). Either is validated for `scope`: a structural problem throws, naming
+    /// the snapshot and the file; non-finite values are left to the caller
+    /// (`validate(_:scope:).nonFinite`) for `.adapter`.
+    public func snapshot(step: Int?, scope: SnapshotScope = .adapter, expected: SnapshotExpectation? = nil,
+                         warn: (String) -> Void = { _ in }) throws -> SnapshotFolder {
         guard let step else {
-            let (s, problems) = newestSnapshot()
+            let (s, problems) = newestSnapshot(expected: expected, scope: scope)
             guard let s else {
                 let why = problems.isEmpty ? "" : " (" + problems.joined(separator: "; ") + ")"
                 throw SessionError(directory, "the session has no complete snapshot\(why)")
             }
+            for p in problems { warn(p) }
             return s
         }
         guard let s = snapshots.first(where: { $0.step == step }) else {
             let have = snapshots.map { String($0.step) }.joined(separator: ", ")
             throw SessionError(directory, "no snapshot of step \(step); snapshots: \(have.isEmpty ? "none" : have)")
         }
-        return try SnapshotFolder(url: s.url)
+        return try validSnapshot(s, expected: expected, scope: scope)
     }
 
     /// The records and events up to and including `step`: what a trainer resumed from the

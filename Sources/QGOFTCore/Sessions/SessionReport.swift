@@ -115,6 +115,10 @@ public enum SessionReport {
         } else {
             line("snapshots", s.snapshots.map { "step \($0.step)" }.joined(separator: ", "))
             line("", "in \(s.directory.appendingPathComponent(SessionFormat.snapshotsFolder).path)")
+            // Each checked as a resume would check it (SnapshotValidator, every file).
+            for listing in s.snapshots {
+                do { _ = try s.validSnapshot(listing, expected: nil, scope: .full) } catch { line("", describe(error)) }
+            }
         }
         if !s.incompleteSnapshots.isEmpty {
             line("", "incomplete (being written, or left by a killed process): \(s.incompleteSnapshots.joined(separator: ", "))")

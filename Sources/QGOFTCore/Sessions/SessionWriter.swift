@@ -134,15 +134,29 @@ public final class SessionWriter: TrainerObserver, @unchecked Sendable {
     /// lock. Refuses when another process is writing the session. With no snapshot (a run killed
     /// before its first one) the session restarts from step 0: the marker at step 0 supersedes
     /// every record logged before. Temporary snapshot folders left by a killed writer are removed.
+    ///
+    /// `located` (from `SessionPaths.locate`): the configuration with the model and data where
+    /// they were found, recorded in session.json (absolute paths; a new place given with
+    /// `--data`/`--model` of the same sha256), its notes kept in the resume entry.
     public static func resume(session: LoadedSession, from snapshot: SnapshotFolder?, modules: [SnapshotModule],
-                              head: SnapshotHead) throws -> SessionWriter {
+                              head: SnapshotHead, located: SessionPaths.Located? = nil) throws -> SessionWriter {
         let dir = session.directory
         let fd = try lockFolder(dir)
         var info = session.info
         let rel = snapshot.map { SessionFormat.snapshotsFolder + "/" + $0.url.lastPathComponent } ?? ""
         let step = snapshot?.step ?? 0
         let now = SessionTime.now()
-        info.resumes.append(SessionResume(step: step, time: now, snapshot: rel, pid: getpid(), machine: .current()))
+        if let located {
+            let c = located.configuration
+            info.configuration = c
+            if c.data.hasPrefix("/") { info.data.source = c.data }
+            if c.model.hasPrefix("/") {
+                info.model.name = c.model
+                info.model.path = c.model
+            }
+        }
+        let notes = located.flatMap { $0.notes.isEmpty ? nil : $0.notes }
+        info.resumes.append(SessionResume(step: step, time: now, snapshot: rel, pid: getpid(), machine: .current(), notes: notes))
         info.status = .running
         info.finished = nil
         info.updated = now
