@@ -190,4 +190,28 @@ final class SessionValidationTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("already exists and is not empty"), "\($0)")
         }
     }
+
+    func testMergedExportRefusesNonFiniteValuesAndLeavesNothingBehind() throws {
+        let root = try S.scratch(self)
+        let encoder = try TinyBert.encoder(seed: 1)
+        var c = S.tinyConfig(maxSteps: 1)
+        c.layers = [0]
+        try RunBuilder.attachAdapters(c, to: encoder)
+        var rng = SplitMix64(seed: 2)
+        let head = ClassificationHead(width: TinyBert.config.hiddenSize, classes: 2, rng: &rng)
+        head.weight.value.data[1] = .infinity
+        let out = root.appendingPathComponent("merged")
+        let source = root.appendingPathComponent("source")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try MergedModelExport.write(encoder: encoder, head: head, sourceDirectory: source, to: out, metadata: [:])) {
+            XCTAssertTrue("\($0)".contains("'classifier.weight' has 1 NaN or infinite values"), "\($0)")
+            XCTAssertTrue("\($0)".contains("--allow-nonfinite"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path).sorted(), ["merged", "source"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "the empty folder stays as it was")
+        try MergedModelExport.write(encoder: encoder, head: head, sourceDirectory: source, to: out, metadata: [:], allowNonFinite: true)
+        let file = try SafetensorsFile(url: out.appendingPathComponent("model.safetensors"))
+        XCTAssertEqual(try file.floatTensor("classifier.weight").array[1], .infinity)
+    }
 }
