@@ -53,6 +53,7 @@ struct ExportCommand: ParsableCommand {
             // The snapshot is found (and checked) before anything is written.
             let snap = try out.map { _ in try session.snapshot(step: snapshot) }
             if let scalars { try ExportFiles.checkTarget(ExportFiles.url(scalars), replace: force, option: "--scalars") }
+            if let tensorboard { try TensorBoardExport.checkTarget(session, into: ExportFiles.url(tensorboard)) }
             if let tensorboard {
                 let file = try TensorBoardExport.write(session, into: ExportFiles.url(tensorboard))
                 progressLine("TensorBoard events of \(session.id) written to \(file.path)")

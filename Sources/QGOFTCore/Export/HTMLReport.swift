@@ -68,7 +68,7 @@ public enum HTMLReport {
         h += "<div class=\"figure\">" + SVGChart.lineChart(id: "overlay-loss", cssClass: "chart-overlay", title: "Training loss (smoothed), all sessions",
                                                           xLabel: "step", left: .init(label: "loss"), series: loss) + "</div>\n"
         h += "<div class=\"figure\">" + SVGChart.lineChart(id: "overlay-accuracy", cssClass: "chart-overlay", title: "Validation accuracy, all sessions",
-                                                          xLabel: "step", left: .init(label: "val accuracy (%)", format: { HTML.num($0) + "%" }), series: acc) + "</div>\n"
+                                                          xLabel: "step", left: .init(label: "val accuracy (%)", format: { HTML.num($0) + "%" }, limits: 0...100), series: acc) + "</div>\n"
         h += "</section>\n"
         return h
     }
@@ -182,7 +182,7 @@ public enum HTMLReport {
         var h = "<p class=\"note\">Smoothing: exponential moving average with weight \(HTML.num(smoothingWeight(steps.count))), debiased (as TensorBoard). Vertical marks: λ changes (red), learning-rate changes (orange), snapshots (green); hover for details.</p>\n"
         h += "<div class=\"figure\">" + SVGChart.lineChart(
             cssClass: "chart-loss", title: "Loss and validation accuracy", xLabel: "step",
-            left: .init(label: "loss"), right: evals.isEmpty ? nil : .init(label: "val accuracy (%)", format: { HTML.num($0) + "%" }),
+            left: .init(label: "loss"), right: evals.isEmpty ? nil : .init(label: "val accuracy (%)", format: { HTML.num($0) + "%" }, limits: 0...100),
             series: series, marks: marks(s)) + "</div>\n"
         let lambdaMarks = marks(s).filter { $0.color == lambdaColor }
         let lrMarks = marks(s).filter { $0.color == lrColor }
@@ -284,6 +284,7 @@ public enum HTMLReport {
         table.config td { word-break: break-all; }
         table.layers td:nth-child(n+3), table.comparison td:nth-child(n+5) { text-align: right; font-variant-numeric: tabular-nums; }
         table.events td:first-child { text-align: right; }
+        table.layers td:nth-child(-n+2), table.events td:nth-child(-n+3) { white-space: nowrap; }
         tr.event-lambdaChanged td, tr.event-lrChanged td { background: #fff4e8; }
         tr.event-warning td, tr.event-failed td, tr.event-guardTripped td, tr.event-nanSkipped td { background: #fdecec; }
         .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }

@@ -31,6 +31,8 @@ enum SVGChart {
         var format: (Double) -> String = { HTML.num($0) }
         /// Fixed range, else fitted to the data.
         var range: ClosedRange<Double>? = nil
+        /// Bounds a fitted range may not cross (0...100 for a percentage).
+        var limits: ClosedRange<Double>? = nil
     }
 
     // MARK: line chart
@@ -39,13 +41,16 @@ enum SVGChart {
         id: String? = nil, cssClass: String, title: String, width: Double = 1040, height: Double = 300,
         xLabel: String, left: Axis, right: Axis? = nil, series: [Series], marks: [Mark] = []
     ) -> String {
-        let padL = 64.0, padR = right == nil ? 20.0 : 64.0, padT = 30.0, padB = 40.0
+        let padL = 76.0, padR = right == nil ? 20.0 : 64.0, padT = 30.0, padB = 40.0
         let pw = width - padL - padR, ph = height - padT - padB
         let xs = series.flatMap { $0.points.map(\.0) }.filter(\.isFinite) + marks.map(\.x)
         let xr = fit(xs, pad: false) ?? 0...1
         func yr(_ right: Bool, _ axis: Axis?) -> ClosedRange<Double> {
             if let r = axis?.range { return r }
-            return fit(series.filter { $0.rightAxis == right }.flatMap { $0.points.map(\.1) }.filter(\.isFinite), pad: true) ?? 0...1
+            let r = fit(series.filter { $0.rightAxis == right }.flatMap { $0.points.map(\.1) }.filter(\.isFinite), pad: true) ?? 0...1
+            guard let l = axis?.limits else { return r }
+            let lo = max(r.lowerBound, l.lowerBound), hi = min(r.upperBound, l.upperBound)
+            return lo < hi ? lo...hi : l
         }
         let yl = yr(false, left), yrr = yr(true, right)
         func sx(_ x: Double) -> Double { padL + (xr.upperBound == xr.lowerBound ? 0.5 : (x - xr.lowerBound) / (xr.upperBound - xr.lowerBound)) * pw }

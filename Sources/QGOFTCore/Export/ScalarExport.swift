@@ -9,25 +9,36 @@ public enum TensorBoardExport {
     /// overwritten. Returns the file written.
     @discardableResult
     public static func write(_ session: LoadedSession, into dir: URL, now: Date = Date()) throws -> URL {
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
-            throw SessionError(dir, "--tensorboard: is a file; give a folder (it is created if missing)")
-        }
-        let run = dir.appendingPathComponent(session.id, isDirectory: true)
-        do { try fm.createDirectory(at: run, withIntermediateDirectories: true) } catch {
+        let run = try checkTarget(session, into: dir)
+        do { try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true) } catch {
             throw SessionError(run, "--tensorboard: cannot create the folder: \(error.localizedDescription)")
-        }
-        let existing = ((try? fm.contentsOfDirectory(atPath: run.path)) ?? []).filter { $0.contains("tfevents") }.sorted()
-        if let first = existing.first {
-            throw SessionError(run, "--tensorboard: already holds an event file (\(first)); TensorBoard would show its points twice. "
-                + "Remove it or choose another folder")
         }
         let name = "events.out.tfevents.\(Int(now.timeIntervalSince1970)).\(sanitized(SessionMachine.hostName())).qgoft"
         let url = run.appendingPathComponent(name)
         let bytes = eventFile(SessionScalars.points(session), fileTime: firstWallTime(session) ?? now.timeIntervalSince1970)
         try ExportFiles.write(Data(bytes), to: url, replace: false, option: "--tensorboard", forceHint: false)
         return url
+    }
+
+    /// Throws when `write` would refuse `dir` (a file, or a run folder holding event files);
+    /// returns the run folder. Creates nothing.
+    @discardableResult
+    public static func checkTarget(_ session: LoadedSession, into dir: URL) throws -> URL {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+            throw SessionError(dir, "--tensorboard: is a file; give a folder (it is created if missing)")
+        }
+        let run = dir.appendingPathComponent(session.id, isDirectory: true)
+        if fm.fileExists(atPath: run.path, isDirectory: &isDir), !isDir.boolValue {
+            throw SessionError(run, "--tensorboard: is a file; the session's run folder goes there")
+        }
+        let existing = ((try? fm.contentsOfDirectory(atPath: run.path)) ?? []).filter { $0.contains("tfevents") }.sorted()
+        if let first = existing.first {
+            throw SessionError(run, "--tensorboard: already holds an event file (\(first)); TensorBoard would show its points twice. "
+                + "Remove it or choose another folder")
+        }
+        return run
     }
 
     /// The whole file: the `file_version` event, then one event per (step, wall time) holding
