@@ -8,7 +8,9 @@ steps, wall times), then reads the event file back with TensorBoard's own reader
 - `tensorboard.backend.event_processing.event_file_loader.EventFileLoader`, which checks both
   masked CRC32Cs of every TFRecord frame: the first event must carry file_version "brain.Event:2";
 - `tensorboard.backend.event_processing.event_accumulator.EventAccumulator` (every scalar kept):
-  the same tags, and per tag the same steps, values (as float32) and wall times.
+  the same tags, and per tag the same steps, values (as float32) and wall times;
+- `plugin_event_accumulator.EventAccumulator`, what the TensorBoard 2.x server reads: every tag
+  routed to the scalars plugin, with the same steps and values.
 
 With --scalars FILE (.csv or .json) it also compares that file, exactly (doubles), with the same
 derivation. Nothing from qgoft is imported. Needs: pip install tensorboard (2.x; tested with 2.21).
@@ -175,6 +177,23 @@ def check_tensorboard(run_dir, points, problems):
                 problems.append(f"{tag} step {step}: wall time {e.wall_time!r} != {t!r}")
             compared += 1
     print(f"{path}: {compared} scalars under {len(tags)} tags compared with EventAccumulator")
+
+    # What the TensorBoard 2.x server reads: simple_value converted to the scalars plugin's tensors.
+    from tensorboard.backend.event_processing import plugin_event_accumulator
+    from tensorboard.util import tensor_util
+    pacc = plugin_event_accumulator.EventAccumulator(path, size_guidance={plugin_event_accumulator.TENSORS: 0})
+    pacc.Reload()
+    ptags = set(pacc.Tags()["tensors"])
+    if ptags != set(want):
+        problems.append(f"plugin accumulator tags differ: {len(ptags)} vs {len(want)}")
+    for tag in sorted(ptags & set(want)):
+        if pacc.SummaryMetadata(tag).plugin_data.plugin_name != "scalars":
+            problems.append(f"{tag}: not routed to the scalars plugin")
+        got = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in pacc.Tensors(tag)]
+        exp = [(step, f32(v)) for step, _, v in want[tag]]
+        if len(got) != len(exp) or any(a[0] != b[0] or not same(a[1], b[1]) for a, b in zip(got, exp)):
+            problems.append(f"{tag}: the scalars plugin sees {got[:4]}..., expected {exp[:4]}...")
+    print(f"{path}: {len(ptags)} tags seen by the scalars plugin (plugin_event_accumulator)")
     return compared
 
 

@@ -11,7 +11,8 @@
 #     made from the session text, and no element that loads anything;
 #  3. Chromium's network log while rendering the report must hold no request that an empty page
 #     does not also make (the browser's own update pings);
-#  4. if a Python with tensorboard is given (TB_PYTHON, e.g. a venv with `pip install tensorboard`),
+#  4. the refusals of `qgoft export` (no output, bad extension, existing file, second export);
+#  5. if a Python with tensorboard is given (TB_PYTHON, e.g. a venv with `pip install tensorboard`),
 #     `qgoft export --tensorboard --scalars` of each session is checked by
 #     scripts/interop/check_tensorboard.py.
 #
@@ -120,7 +121,25 @@ extra=$(comm -13 <(hosts "$work/net-empty.json") <(hosts "$work/net-report.json"
 [ -z "$extra" ] || fail "rendering the report contacted: $extra"
 echo "check_report: no network request beyond the browser's own"
 
-# 4. TensorBoard and scalars, read back by TensorBoard's own readers.
+# 4. The export's refusals: no output given, an unknown extension, --merge without --out, an
+#    existing scalars file without --force, a second TensorBoard export into the same run folder.
+refuse() {  # refuse EXPECTED_TEXT ARGS...: the command must fail, saying EXPECTED_TEXT
+    local want=$1; shift
+    if "$Q" export "${ids[0]}" --sessions-dir "$sessions" "$@" >"$work/out" 2>&1; then fail "export $* succeeded"; fi
+    grep -qF -- "$want" "$work/out" || fail "export $*: expected '$want', got: $(cat "$work/out")"
+}
+refuse "give at least one of --out FOLDER, --tensorboard DIR, --scalars FILE"
+refuse "unknown extension '.txt'" --scalars "$work/s.txt"
+refuse "give --out FOLDER" --merge --scalars "$work/s.csv"
+echo keep >"$work/existing.csv"
+refuse "already exists; choose another file or pass --force" --scalars "$work/existing.csv" --tensorboard "$work/tb-refused"
+[ "$(cat "$work/existing.csv")" = keep ] || fail "an existing scalars file was changed"
+[ ! -e "$work/tb-refused" ] || fail "a refused export wrote its TensorBoard folder"
+"$Q" export "${ids[0]}" --sessions-dir "$sessions" --tensorboard "$work/tb-twice" 2>/dev/null
+refuse "already holds an event file" --tensorboard "$work/tb-twice"
+echo "check_report: export refusals OK"
+
+# 5. TensorBoard and scalars, read back by TensorBoard's own readers.
 if [ -n "$TB_PYTHON" ]; then
     for id in "${ids[@]}"; do
         "$Q" export "$id" --tensorboard "$work/tb" --scalars "$work/$id.csv" --sessions-dir "$sessions"
