@@ -228,13 +228,13 @@ public enum HTMLReport {
         let scaled = last.layers.contains { $0.stats.scaleDeviationMean != nil }
         var h = "<p class=\"note\">At step \(last.step). Norm adjustment: |‖w′ᵢ‖/‖wᵢ‖ − 1| over the neurons; angle adjustment: |∠(w′ᵢ, w′ⱼ) − ∠(wᵢ, wⱼ)| over the sampled neuron pairs, in degrees.</p>\n"
         h += "<table class=\"layers\"><thead><tr>"
-        var heads = ["layer", "module", "drift ‖QᵀQ−I‖/√d", "block drift mean", "block drift max", "norm adj mean", "norm adj max", "angle adj mean (°)", "angle adj max (°)"]
+        var heads = ["module", "drift ‖QᵀQ−I‖/√d", "block drift mean", "block drift max", "norm adj mean", "norm adj max", "angle adj mean (°)", "angle adj max (°)"]
         if scaled { heads += ["|s−1| mean", "|s−1| max"] }
         for c in heads { h += "<th>\(HTML.escape(c))</th>" }
         h += "</tr></thead><tbody>\n"
         for l in last.layers {
             let x = l.stats
-            var cells = [label(l), l.module, HTML.sci(x.matrixDrift), HTML.sci(x.blockDriftMean), HTML.sci(x.blockDriftMax),
+            var cells = [l.module, HTML.sci(x.matrixDrift), HTML.sci(x.blockDriftMean), HTML.sci(x.blockDriftMax),
                          HTML.sci(x.normAdjustmentMean), HTML.sci(x.normAdjustmentMax), HTML.sci(x.angleAdjustmentMean), HTML.sci(x.angleAdjustmentMax)]
             if scaled { cells += [x.scaleDeviationMean.map(HTML.sci) ?? "–", x.scaleDeviationMax.map(HTML.sci) ?? "–"] }
             h += "<tr>" + cells.map { "<td>\(HTML.escape($0))</td>" }.joined() + "</tr>\n"
@@ -282,9 +282,9 @@ public enum HTMLReport {
         thead th { background: #eef1f5; }
         table.config th { background: #f6f7f9; white-space: nowrap; font-weight: 600; }
         table.config td { word-break: break-all; }
-        table.layers td:nth-child(n+3), table.comparison td:nth-child(n+5) { text-align: right; font-variant-numeric: tabular-nums; }
+        table.layers td:nth-child(n+2), table.comparison td:nth-child(n+5) { text-align: right; font-variant-numeric: tabular-nums; }
         table.events td:first-child { text-align: right; }
-        table.layers td:nth-child(-n+2), table.events td:nth-child(-n+3) { white-space: nowrap; }
+        table.layers td, table.comparison td:nth-child(n+5), table.events td:nth-child(-n+3) { white-space: nowrap; }
         tr.event-lambdaChanged td, tr.event-lrChanged td { background: #fff4e8; }
         tr.event-warning td, tr.event-failed td, tr.event-guardTripped td, tr.event-nanSkipped td { background: #fdecec; }
         .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
