@@ -302,6 +302,16 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: url), first)
         try HTMLReport.write([s], to: url, replace: true)
 
+        // Lines the reader skipped are listed at the top of the session, escaped.
+        let metrics = s.directory.appendingPathComponent(SessionFormat.metricsFile)
+        let appender = try LineAppender(url: metrics)
+        appender.append(Data("{\"type\": \"<b>\"}".utf8))
+        try appender.sync()
+        let warned = HTMLReport.render([try LoadedSession.load(s.directory)])
+        XCTAssertTrue(warned.contains("<ul class=\"warnings\"><li>metrics.jsonl line "), "the skipped line is reported")
+        XCTAssertTrue(warned.contains("unknown metric record type &#39;&lt;b&gt;&#39;"))
+        XCTAssertFalse(warned.contains("<b>"))
+
         // A session killed before its first step: the page says so instead of drawing empty charts.
         try Data().write(to: s.directory.appendingPathComponent(SessionFormat.metricsFile))
         let empty = HTMLReport.render([try LoadedSession.load(s.directory)])
