@@ -14,7 +14,7 @@ struct QGOFTCommand: ParsableCommand {
             $QGOFT_HOME (default ~/.cache/qgoft).
             """,
         subcommands: [TrainCommand.self, SessionsCommand.self, InspectCommand.self, ExportCommand.self,
-                      EvalCommand.self, RemoveCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
+                      ReportCommand.self, EvalCommand.self, RemoveCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 
