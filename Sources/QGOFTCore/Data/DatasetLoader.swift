@@ -405,7 +405,7 @@ public enum DatasetLoader {
                 let more = uncovered.count > 5 ? " and \(uncovered.count - 5) more" : ""
                 throw DatasetError(
                     .badValue, file: file, line: line,
-                    "column \(DatasetError.quote(column)): label \(DatasetError.quote(first)) is not in --label-map \(LabelMap.format(labelMap)) and is not an integer (labels not covered: \(shown)\(more)); add each one to --label-map, e.g. \(DatasetError.clip(first))=\((labelMap.values.max() ?? -1) + 1)")
+                    "column \(DatasetError.quote(column)): label \(DatasetError.quote(first)) is not in --label-map \(LabelMap.format(labelMap)) and is not an integer (labels not covered: \(shown)\(more)); add each one, e.g. --label-map \(LabelMap.format(labelMap)),\(DatasetError.clip(first, limit: 20))=N")
             }
             let distinct = Array(Set(ints)).sorted()
             var position: [Int: Int] = [:]
