@@ -7,12 +7,16 @@ import QGOFTCore
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure encoder forward or training-step throughput (tokens/s, peak RSS).")
+        abstract: "Measure encoder forward, training-step, adapter or tokenizer throughput.")
 
     @Flag(name: .long, help: "Time the frozen encoder forward (inference).")
     var forward = false
     @Flag(name: .long, help: "Time full training steps (forward, backward, AdamW).")
     var train = false
+    @Flag(name: .long, help: "Time the adapters alone: forward + backward on batch-size x seq-len rows, d = 384 and 1536, and a whole step's 36 adapters.")
+    var adapters = false
+    @Flag(name: .long, help: "Time tokenizing the rotten-tomatoes training sentences (start-up cost), at --seq-len.")
+    var tokenizer = false
     @Option(name: .long, help: "Adapter method for --train: qgoft or goft.")
     var method: String = "qgoft"
     @Option(name: .long, help: "Block layout: tree or butterfly.")
@@ -27,11 +31,17 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            guard forward || train else { throw ValidationError("choose --forward or --train") }
+            guard [forward, train, adapters, tokenizer].filter({ $0 }).count == 1 else {
+                throw ValidationError("choose one of --forward, --train, --adapters or --tokenizer")
+            }
             guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
                 throw TrainingError.usage("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")
             }
             try threads.apply()
+            if adapters {
+                AdapterBench.run(rows: batchSize * seqLen, repeats: steps, warmup: warmup, threads: threads.threads)
+                return
+            }
             var c = TrainingConfiguration()
             c.model = model.model
             c.threads = threads.threads
@@ -48,6 +58,11 @@ struct BenchCommand: ParsableCommand {
             }
             let ds = try store.loadDataset("rotten-tomatoes", textColumn: nil, labelColumn: nil, progress: progressLine)
             let split = try DatasetSplitter.reference(for: ds) ?? DatasetSplitter.seeded(ds, seed: 0, validationFraction: 0.1)
+            if tokenizer {
+                TokenizerBench.run(tokenizer: loaded.tokenizer, sentences: split.train.map(\.text), maxLength: seqLen,
+                                   repeats: steps, warmup: warmup)
+                return
+            }
             let rows = Array(split.train.prefix(batchSize))
             let tok = TokenizedSet.make(rows, tokenizer: loaded.tokenizer, maxLength: seqLen)
             let batch = tok.batch(Array(0..<tok.count)[...], padTo: seqLen)

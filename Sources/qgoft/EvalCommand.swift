@@ -23,6 +23,8 @@ struct EvalCommand: ParsableCommand {
     var textColumn: String?
     @Option(name: .customLong("label-column"), help: "Label column of a data file (default: label).")
     var labelColumn: String?
+    @Option(name: .customLong("label-map"), help: "Which integer class each text label of --data means, e.g. neg=0,pos=1.")
+    var labelMap: String?
     @Option(name: .customLong("batch-size"), help: "Sentences per batch (default: the session's).")
     var batchSize: Int?
     @OptionGroup var threads: ThreadOptions
@@ -41,12 +43,17 @@ struct EvalCommand: ParsableCommand {
             let c = located.configuration
             let batch = batchSize ?? c.batchSize
             guard batch >= 1 && batch <= 4096 else { throw TrainingError.usage("--batch-size \(batch): must be between 1 and 4096") }
+            if labelMap != nil && data == nil {
+                throw TrainingError.usage("--label-map applies to --data; without --data the session's own split and labels are used")
+            }
             let store = AssetStore()
             let result: (accuracy: Double, loss: Double, count: Int)
             let what: String
             if let data, !ownData {
                 let (model, head) = try SessionModels.load(session: session, snapshot: snap, store: store, progress: progressLine)
-                let dataset = try store.loadDataset(data, textColumn: textColumn, labelColumn: labelColumn, progress: progressLine)
+                let dataset = try store.loadDataset(
+                    data, textColumn: textColumn, labelColumn: labelColumn,
+                    labelMap: try labelMap.map { try LabelMap.parse($0) }, progress: progressLine)
                 guard dataset.labelNames.count == head.classes else {
                     throw TrainingError("\(dataset.source.path): \(dataset.labelNames.count) labels (\(dataset.labelNames.joined(separator: ", "))), the head has \(head.classes) classes")
                 }

@@ -23,6 +23,8 @@ struct TrainCommand: ParsableCommand {
     var textColumn: String?
     @Option(name: .customLong("label-column"), help: "Label column of a data file (default: label).")
     var labelColumn: String?
+    @Option(name: .customLong("label-map"), help: "Which integer class each text label means, e.g. neg=0,pos=1 (for labels that mix integers and words).")
+    var labelMap: String?
     @Option(name: .customLong("val-fraction"), help: "Validation share for data without a reference split.")
     var validationFraction: Double = 0.1
 
@@ -92,6 +94,7 @@ struct TrainCommand: ParsableCommand {
         c.data = data
         c.textColumn = textColumn
         c.labelColumn = labelColumn
+        c.labelMap = try labelMap.map { try LabelMap.parse($0) }
         c.validationFraction = validationFraction
         guard let m = AdapterMethod(rawValue: method) else {
             throw TrainingError.usage("--method \(method): unknown; choose \(AdapterMethod.allCases.map(\.rawValue).joined(separator: " or "))")
@@ -335,6 +338,7 @@ struct TrainCommand: ParsableCommand {
     static let configurationFlags: [(String, @Sendable (TrainingConfiguration) -> String)] = [
         ("--model", { $0.model }), ("--data", { $0.data }),
         ("--text-column", { $0.textColumn ?? "(default)" }), ("--label-column", { $0.labelColumn ?? "(default)" }),
+        ("--label-map", { $0.labelMap.map(LabelMap.format) ?? "(none)" }),
         ("--val-fraction", { "\($0.validationFraction)" }), ("--method", { $0.method.rawValue }),
         ("--layout", { $0.layout.rawValue }), ("--no-scaling", { $0.goftScaling ? "off" : "on" }),
         ("--targets", { $0.targets.joined(separator: ",") }),

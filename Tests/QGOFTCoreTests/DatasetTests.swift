@@ -86,9 +86,14 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(d.examples.map(\.label), [2, 1, 0])
     }
 
-    func testDigitAndWordLabelsAreAllStrings() throws {
-        let d = try load("mixed.csv")
-        XCTAssertEqual(d.labelNames, ["1", "pos"])
+    /// Digits next to words (`1`, `pos`) are refused rather than read as two string classes;
+    /// a label map resolves them.
+    func testDigitAndWordLabelsNeedALabelMap() throws {
+        assertFails("mixed.csv", .badValue, line: 3, mentions: ["'1' on line 2", "'pos' on line 3", "--label-map"])
+        let d = try DatasetLoader.load(
+            url: data.appendingPathComponent("mixed.csv"), textColumn: nil, labelColumn: nil, labelMap: ["pos": 0])
+        XCTAssertEqual(d.labelNames, ["0", "1"])
+        XCTAssertEqual(d.examples.map(\.label), [1, 0])
     }
 
     func testExplicitColumnsAndFilter() throws {
@@ -136,7 +141,7 @@ final class DatasetTests: XCTestCase {
 
     func testQuoteErrors() {
         assertFails("unterminated.csv", .unterminatedQuote, line: 3)
-        assertFails("bad_quote.csv", .badQuote, line: 2)
+        assertFails("bad_quote.csv", .badQuote, line: 2, mentions: ["unbalanced quote"])
     }
 
     func testInvalidUTF8() {
@@ -154,7 +159,7 @@ final class DatasetTests: XCTestCase {
         assertFails("float_label.jsonl", .badValue, line: 2, mentions: ["a float"])
         assertFails("null_label.jsonl", .badValue, line: 1, mentions: ["null"])
         assertFails("array_label.jsonl", .badValue, line: 1, mentions: ["an array"])
-        assertFails("mixed_label.jsonl", .badValue, line: 2, mentions: ["'pos'"])
+        assertFails("mixed_label.jsonl", .badValue, line: 2, mentions: ["'pos' on line 2", "'0' on line 1", "--label-map"])
         assertFails("number_text.jsonl", .badValue, line: 1, mentions: ["expected a string"])
         assertFails("empty_label.csv", .badValue, line: 3, mentions: ["empty label"])
     }

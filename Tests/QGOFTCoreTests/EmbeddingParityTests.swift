@@ -3,7 +3,9 @@ import XCTest
 @testable import QGOFTCore
 
 /// Sentence embeddings of the real all-MiniLM-L6-v2 against the numpy reference
-/// (scripts/reference/make_embedding_fixture.py): cosine >= 0.99999 and max |diff| <= 1e-4 per sentence.
+/// (scripts/reference/make_embedding_fixture.py): per sentence 1 - cosine <= 1e-11, max |diff| <= 2e-6
+/// and the pre-normalisation norm within 4e-6 (relative), about 10x the errors measured on
+/// 2026-12-01 (OpenBLAS, release build: 5.5e-13, 1.8e-7, 3.9e-7); the test prints them.
 /// The sentences run as one padded batch, so the padding mask is exercised too.
 final class EmbeddingParityTests: XCTestCase {
     struct Fixture: Decodable {
@@ -30,7 +32,7 @@ final class EmbeddingParityTests: XCTestCase {
         let ws = EncoderWorkspace(config: enc.config, maxBatch: fx.sentences.count, maxSeq: maxSeq)
         let batch = TokenBatch(sequences: fx.sentences.map(\.ids), labels: fx.sentences.map { _ in 0 })
         let (emb, norms) = SentenceEmbedding.embed(batch, encoder: enc, workspace: ws)
-        var worstCos = 1.0, worstDiff: Float = 0
+        var worstCos = 1.0, worstDiff: Float = 0, worstNorm = 0.0
         for (i, row) in fx.sentences.enumerated() {
             var dot = 0.0, na = 0.0, nb = 0.0
             var maxDiff: Float = 0
@@ -43,10 +45,11 @@ final class EmbeddingParityTests: XCTestCase {
             let cos = dot / (na * nb).squareRoot()
             worstCos = min(worstCos, cos)
             worstDiff = max(worstDiff, maxDiff)
-            XCTAssertGreaterThanOrEqual(cos, 0.99999, "sentence \(i) '\(row.text.prefix(40))': cosine \(cos); first values \(emb[i].prefix(4)) vs \(row.embedding.prefix(4))")
-            XCTAssertLessThanOrEqual(maxDiff, 1e-4, "sentence \(i) '\(row.text.prefix(40))': max |diff| \(maxDiff)")
-            XCTAssertEqual(Double(norms[i]), row.prenorm, accuracy: 1e-3 * row.prenorm)
+            XCTAssertLessThanOrEqual(1 - cos, 1e-11, "sentence \(i) '\(row.text.prefix(40))': cosine \(cos); first values \(emb[i].prefix(4)) vs \(row.embedding.prefix(4))")
+            XCTAssertLessThanOrEqual(maxDiff, 2e-6, "sentence \(i) '\(row.text.prefix(40))': max |diff| \(maxDiff)")
+            XCTAssertEqual(Double(norms[i]), row.prenorm, accuracy: 4e-6 * row.prenorm)
+            worstNorm = max(worstNorm, abs(Double(norms[i]) - row.prenorm) / row.prenorm)
         }
-        print("embedding parity: \(fx.sentences.count) sentences, worst cosine \(worstCos), worst max|diff| \(worstDiff)")
+        print("embedding parity: \(fx.sentences.count) sentences, worst 1-cosine \(1 - worstCos), worst max|diff| \(worstDiff), worst prenorm rel err \(worstNorm)")
     }
 }

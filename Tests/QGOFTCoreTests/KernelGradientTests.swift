@@ -168,3 +168,27 @@ final class GELUTests: XCTestCase {
         print("exp max relative error on [-87, 88]: \(worst)")
     }
 }
+
+/// The finite-difference check itself: it must not pass a wrong gradient.
+final class GradientCheckTests: XCTestCase {
+    /// A small true gradient (1e-3, under the absolute error floor of 2e-3) used to let a zero
+    /// analytic gradient pass.
+    func testZeroGradientFailsWhenTheTrueGradientIsSmall() {
+        let x = Tensor(shape: [4], values: [0.5, -1, 2, 0.25])
+        let loss = { (0..<4).reduce(0.0) { $0 + 1e-3 * Double(x.data[$1]) } }
+        let zero = GradientCheck.evaluate("small", input: x.data, count: 4, analytic: [0, 0, 0, 0], loss: loss)
+        XCTAssertNotNil(zero)
+        XCTAssertTrue(zero?.contains("not well above") ?? false, zero ?? "")
+        // Even the right answer cannot be told from zero at that size: the check says so.
+        XCTAssertNotNil(GradientCheck.evaluate("small", input: x.data, count: 4, analytic: [1e-3, 1e-3, 1e-3, 1e-3], loss: loss))
+    }
+
+    func testRightGradientPassesAndHalvedOrZeroFails() {
+        let x = Tensor(shape: [4], values: [0.5, -1, 2, 0.25])
+        let loss = { (0..<4).reduce(0.0) { $0 + Double(x.data[$1] * x.data[$1]) } }
+        let right = x.array.map { 2 * $0 }
+        XCTAssertNil(GradientCheck.evaluate("square", input: x.data, count: 4, analytic: right, loss: loss))
+        XCTAssertNotNil(GradientCheck.evaluate("square", input: x.data, count: 4, analytic: right.map { $0 / 2 }, loss: loss))
+        XCTAssertNotNil(GradientCheck.evaluate("square", input: x.data, count: 4, analytic: [0, 0, 0, 0], loss: loss))
+    }
+}

@@ -40,13 +40,21 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(Set(file.entries.map(\.dtype)), [.BOOL, .F16, .F64, .I16, .I32, .I64, .I8, .U16, .U32, .U8])
         try assertMatches(file, expected)
 
-        // Each reader refuses the other kind, and says which one to use.
-        XCTAssertThrowsError(try file.floatTensor("i64")) { error in
-            XCTAssertTrue("\(error)".contains("has dtype I64; floatTensor reads F32, F16, BF16 and F64 (use integerTensor)"), "\(error)")
+        // Each reader refuses the other kind in words a user can act on, naming no internal function.
+        for name in ["i64", "i32"] {
+            XCTAssertThrowsError(try file.floatTensor(name)) { error in
+                XCTAssertTrue("\(error)".contains("has dtype \(name.uppercased()), but it is read as floating-point values (F32, F16, BF16 or F64)"), "\(error)")
+                XCTAssertFalse("\(error)".contains("Tensor"), "\(error)")
+            }
         }
         XCTAssertThrowsError(try file.integerTensor("f16")) { error in
-            XCTAssertTrue("\(error)".contains("(use floatTensor)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("has dtype F16, but it is read as integers"), "\(error)")
+            XCTAssertFalse("\(error)".contains("Tensor"), "\(error)")
         }
+        // The same bytes parsed from memory give the same file.
+        let copy = try SafetensorsFile(bytes: Data(contentsOf: fixture("mixed.safetensors")), url: fixture("mixed.safetensors"))
+        XCTAssertEqual(copy.entries, file.entries)
+        try assertMatches(copy, expected)
         XCTAssertThrowsError(try file.floatTensor("nope")) { error in
             XCTAssertEqual((error as? SafetensorsError)?.path, file.url.path)
             XCTAssertTrue("\(error)".contains("no tensor named 'nope'"), "\(error)")
@@ -256,7 +264,7 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try file.floatTensor("s").shape, [])
         XCTAssertEqual(try file.floatTensor("z").shape, [0, 3])
         XCTAssertThrowsError(try file.floatTensor("f8")) { error in
-            XCTAssertTrue("\(error)".contains("has dtype F8_E4M3; floatTensor reads"), "\(error)")
+            XCTAssertTrue("\(error)".contains("has dtype F8_E4M3, but it is read as floating-point values"), "\(error)")
         }
     }
 

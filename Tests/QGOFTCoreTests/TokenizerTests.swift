@@ -237,24 +237,6 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.wordpiece.maxInputCharsPerWord, 100)
     }
 
-    /// Start-up tokenizes the whole dataset; report the rate (the debug build is far slower than release).
-    func testEncodingSpeed() throws {
-        let tokenizer = try BertTokenizer(modelDirectory: try TestAssets.minilm())
-        let fixture = try loadFixture("minilm_l6_ids.json", as: IDsFixture.self)
-        let sentences = fixture.cases.map(\.text).filter { $0.count < 400 }
-        let start = Date()
-        var total = 0
-        var count = 0
-        while count < 8_500 {
-            for s in sentences {
-                total += tokenizer.encode(s, maxLength: 64).count
-                count += 1
-            }
-        }
-        let elapsed = Date().timeIntervalSince(start)
-        print("encode: \(count) sentences (\(total) ids) in \(String(format: "%.3f", elapsed)) s")
-    }
-
     // MARK: - BasicTokenizer
 
     func testCleanTextDropsControlAndFormatCharacters() {

@@ -102,6 +102,10 @@ final class TrainerTests: XCTestCase {
         // Poison one adapter block: the forward produces NaN.
         let p = t.model.encoder.adaptedLinears[0].adapter!.parameters[0]
         p.value[0] = .nan
+        func bits(_ p: Parameter) -> [UInt32] { (0..<p.value.count).map { p.value[$0].bitPattern } }
+        let trainable = [t.model.head.weight, t.model.head.bias]
+            + t.model.encoder.adaptedLinears.flatMap { $0.adapter!.parameters }
+        let before = trainable.map(bits)
         t.start()
         let deadline = Date().addingTimeInterval(10)
         while case .running = t.latestSnapshot().state, Date() < deadline { usleep(10_000) }
@@ -111,8 +115,11 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(reason.contains("NaN"), reason)
         XCTAssertEqual(s.steps.last?.skipped, true)
         XCTAssertTrue(s.events.contains { $0.kind == .nanSkipped })
-        // The bad update was not applied: the head is untouched.
         t.send(.stop)
         t.waitUntilDone()
+        // The bad update was not applied: the head and every adapter are bit for bit as before.
+        XCTAssertEqual(t.latestSnapshot().step, s.step)
+        XCTAssertEqual(trainable.map(bits), before)
+        XCTAssertGreaterThan(before.count, 2, "the adapters are compared too")
     }
 }

@@ -110,7 +110,8 @@ final class EndToEndTests: XCTestCase {
 
         // q asks, y stops the trainer cleanly; the process exits 0 and leaves the alternate screen.
         try run(["send-keys", "-t", "e2e", "q"])
-        try waitFor("the quit confirmation") { $0.lowercased().contains("quit") && $0.contains("y") }
+        // The prompt itself: "quit" and "y" are on the normal screen already ("(q quits)").
+        try waitFor("the quit confirmation") { $0.contains("Stop training and quit?") && $0.contains("(y/n)") }
         try run(["send-keys", "-t", "e2e", "y"])
         let end = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: exitFile), Date() < end { usleep(200_000) }

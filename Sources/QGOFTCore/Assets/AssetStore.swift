@@ -127,7 +127,8 @@ public struct AssetStore: Sendable {
     ///   - textColumn, labelColumn: columns of a file dataset (nil: `text`/`sentence` and `label`);
     ///     ignored for named datasets, whose columns are fixed.
     public func loadDataset(
-        _ nameOrPath: String, textColumn: String?, labelColumn: String?, progress: (String) -> Void
+        _ nameOrPath: String, textColumn: String?, labelColumn: String?, labelMap: [String: Int]? = nil,
+        progress: (String) -> Void
     ) throws -> TextDataset {
         if let ds = AssetStore.knownDatasets.first(where: { $0.name == nameOrPath }) {
             let spec = try requireSpec(ds.asset)
@@ -135,7 +136,7 @@ public struct AssetStore: Sendable {
             let url = dir.appendingPathComponent(ds.file)
             let dataset = try DatasetLoader.load(
                 url: url, textColumn: ds.textColumn, labelColumn: ds.labelColumn,
-                filter: (ds.filterColumn, ds.filterValue), name: ds.name)
+                filter: (ds.filterColumn, ds.filterValue), name: ds.name, labelMap: labelMap)
             if let pinned = spec.files.first(where: { $0.path == ds.file }), pinned.sha256 != dataset.sha256 {
                 throw AssetError(
                     .hashMismatch,
@@ -157,7 +158,8 @@ public struct AssetStore: Sendable {
                 .unknownAsset,
                 "'\(nameOrPath)' is neither a known dataset (\(known)) nor a file; pass --data PATH --text-column NAME --label-column NAME with a CSV, TSV or JSONL file")
         }
-        return try DatasetLoader.load(url: URL(fileURLWithPath: path), textColumn: textColumn, labelColumn: labelColumn)
+        return try DatasetLoader.load(
+            url: URL(fileURLWithPath: path), textColumn: textColumn, labelColumn: labelColumn, labelMap: labelMap)
     }
 
     // MARK: - Internals

@@ -56,3 +56,72 @@ public struct DatasetError: Error, LocalizedError, Sendable, Equatable, CustomSt
     public var errorDescription: String? { message }
     public var description: String { message }
 }
+
+extension DatasetError {
+    /// Most characters of outside text (a field, a column name) an error message quotes.
+    public static let quoteLimit = 80
+
+    /// `text` cut to `limit` characters, with how much was left out: a 1 MB header field
+    /// must not make a 1 MB message.
+    public static func clip(_ text: String, limit: Int = quoteLimit) -> String {
+        var count = 0
+        var end = text.startIndex
+        while end < text.endIndex, count < limit {
+            end = text.index(after: end)
+            count += 1
+        }
+        if end == text.endIndex { return text }
+        return "\(text[..<end])… (\(text.count - limit) more characters)"
+    }
+
+    /// `text` clipped and in single quotes.
+    public static func quote(_ text: String, limit: Int = quoteLimit) -> String {
+        "'\(clip(text, limit: limit))'"
+    }
+
+    /// Up to `maxItems` quoted, clipped names, then how many were left out.
+    public static func list(_ items: [String], maxItems: Int = 20) -> String {
+        let shown = items.prefix(maxItems).map { quote($0) }.joined(separator: ", ")
+        return items.count > maxItems ? "\(shown) and \(items.count - maxItems) more" : shown
+    }
+}
+
+/// `--label-map neg=0,pos=1`: which integer class each text label stands for.
+public enum LabelMap {
+    /// Parses `text` as comma-separated `LABEL=INTEGER` pairs (a label may itself contain `=`:
+    /// the last one separates). Throws a `TrainingError` naming `option` on an empty map, an
+    /// empty label, a target that is not an integer, or a label given twice.
+    public static func parse(_ text: String, option: String = "--label-map") throws -> [String: Int] {
+        let shown = DatasetError.quote(text)
+        func bad(_ why: String) -> TrainingError {
+            TrainingError("\(option) \(shown): \(why); expected LABEL=INTEGER pairs separated by commas, e.g. \(option) neg=0,pos=1")
+        }
+        var map: [String: Int] = [:]
+        let items = text.split(separator: ",", omittingEmptySubsequences: false)
+        if text.trimmingCharacters(in: .whitespaces).isEmpty { throw bad("empty") }
+        for item in items {
+            let pair = item.trimmingCharacters(in: .whitespaces)
+            if pair.isEmpty { throw bad("an empty pair (two commas in a row, or a trailing comma)") }
+            guard let eq = pair.lastIndex(of: "=") else {
+                throw bad("\(DatasetError.quote(pair)) has no '='")
+            }
+            let label = pair[..<eq].trimmingCharacters(in: .whitespaces)
+            let target = pair[pair.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if label.isEmpty { throw bad("\(DatasetError.quote(pair)) has no label before '='") }
+            guard let value = Int(target) else {
+                throw bad("\(DatasetError.quote(pair)): \(DatasetError.quote(target)) is not an integer")
+            }
+            if let earlier = map[label] {
+                throw bad("label \(DatasetError.quote(label)) is given twice (=\(earlier) and =\(value))")
+            }
+            map[label] = value
+        }
+        return map
+    }
+
+    /// The map as `parse` reads it, labels sorted: `neg=0,pos=1`.
+    public static func format(_ map: [String: Int]) -> String {
+        map.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    }
+}
+

@@ -24,9 +24,12 @@ public enum DatasetFormat: String, Sendable, CaseIterable {
 ///
 /// Columns: the text column defaults to `text` (then `sentence`), the label column to `label`.
 /// Labels: when every label is an integer (a JSON number without fraction or exponent, or a
-/// CSV/TSV field of ASCII digits) the classes are the sorted distinct integers; otherwise, when
-/// they are strings, the sorted distinct strings. Booleans, floats, null, arrays and objects are
-/// errors. Every problem is a `DatasetError` naming the file, and the line where it helps.
+/// CSV/TSV field of ASCII digits with an optional leading `-`) the classes are the sorted distinct
+/// integers; otherwise, when they are strings, the sorted distinct strings. Labels that mix the two
+/// kinds (`0, 1, pos, neg`, or JSON strings `"0"` and `"pos"`) are refused unless a label map
+/// (`--label-map neg=0,pos=1`) says which integer each text label stands for. Booleans, floats,
+/// null, arrays and objects are errors. Every problem is a `DatasetError` naming the file, and the
+/// line where it helps; text quoted from the file is cut to `DatasetError.quoteLimit` characters.
 public enum DatasetLoader {
     /// Loads `url`.
     /// - Parameters:
@@ -34,10 +37,20 @@ public enum DatasetLoader {
     ///   - labelColumn: column holding the label (nil: `label`).
     ///   - filter: keep only rows whose `column` equals `value` (compared as text).
     ///   - name: the dataset's name (nil: the file name).
+    ///   - labelMap: label text -> integer class (`--label-map`); labels it does not name must be
+    ///     integers. Parse the option with `LabelMap.parse`.
     public static func load(
         url: URL, textColumn: String?, labelColumn: String?,
-        filter: (column: String, value: String)? = nil, name: String? = nil
+        filter: (column: String, value: String)? = nil, name: String? = nil, labelMap: [String: Int]? = nil
     ) throws -> TextDataset {
+        let data = try read(url)
+        return try load(
+            data: data, url: url, textColumn: textColumn, labelColumn: labelColumn, filter: filter, name: name,
+            labelMap: labelMap)
+    }
+
+    /// Reads the file, refusing a missing path or a folder.
+    private static func read(_ url: URL) throws -> Data {
         let path = url.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -48,12 +61,20 @@ public enum DatasetLoader {
         if isDirectory.boolValue {
             throw DatasetError(.missingFile, file: path, "is a folder; pass a CSV, TSV or JSONL file")
         }
-        let data: Data
         do {
-            data = try Data(contentsOf: url)
+            return try Data(contentsOf: url)
         } catch {
             throw DatasetError(.missingFile, file: path, "cannot read the file: \(error.localizedDescription)")
         }
+    }
+
+    /// Parses the bytes of a dataset file; `url` names it in errors and decides the format by
+    /// its extension. The fuzz targets call this directly, without touching the disk.
+    public static func load(
+        data: Data, url: URL, textColumn: String?, labelColumn: String?,
+        filter: (column: String, value: String)? = nil, name: String? = nil, labelMap: [String: Int]? = nil
+    ) throws -> TextDataset {
+        let path = url.path
         let sha = SHA256.hex(of: data)
         let parsed = try data.withUnsafeBytes { raw -> (labels: [RawLabel], texts: [String], lines: [Int], column: String) in
             let all = raw.bindMemory(to: UInt8.self)
@@ -78,11 +99,12 @@ public enum DatasetLoader {
         if parsed.texts.isEmpty {
             if let filter {
                 throw DatasetError(
-                    .noRows, file: path, "no rows where \(filter.column) == '\(filter.value)'")
+                    .noRows, file: path, "no rows where \(DatasetError.clip(filter.column)) == \(DatasetError.quote(filter.value))")
             }
             throw DatasetError(.noRows, file: path, "no data rows after the header")
         }
-        let (names, indices) = try classes(parsed.labels, lines: parsed.lines, column: parsed.column, file: path)
+        let (names, indices) = try classes(
+            parsed.labels, lines: parsed.lines, column: parsed.column, file: path, labelMap: labelMap)
         let examples = zip(parsed.texts, indices).map { TextExample(text: $0, label: $1) }
         return TextDataset(
             name: name ?? url.lastPathComponent, source: url, sha256: sha, labelNames: names, examples: examples)
@@ -106,7 +128,7 @@ public enum DatasetLoader {
         if firstLine.contains(UInt8(ascii: ",")) { return .csv }
         throw DatasetError(
             .unknownFormat, file: url.path,
-            "cannot tell the format (extension '\(ext)'); use a .csv, .tsv or .jsonl file")
+            "cannot tell the format (extension \(DatasetError.quote(ext))); use a .csv, .tsv or .jsonl file")
     }
 
     /// Throws `.invalidUTF8` naming the line of the first bad byte.
@@ -140,13 +162,13 @@ public enum DatasetLoader {
         /// Picks the text and label columns from `available`, or throws `.missingColumn`
         /// listing what the file has.
         func resolve(_ available: [String], file: String, line: Int?, what: String) throws -> (text: String, label: String) {
-            let listed = available.map { "'\($0)'" }.joined(separator: ", ")
+            let listed = DatasetError.list(available)
             let text: String
             if let t = self.text {
                 guard available.contains(t) else {
                     throw DatasetError(
                         .missingColumn, file: file, line: line,
-                        "no text column '\(t)' (\(what): \(listed)); pass --text-column NAME")
+                        "no text column \(DatasetError.quote(t)) (\(what): \(listed)); pass --text-column NAME")
                 }
                 text = t
             } else if available.contains("text") {
@@ -162,12 +184,12 @@ public enum DatasetLoader {
             guard available.contains(label) else {
                 throw DatasetError(
                     .missingColumn, file: file, line: line,
-                    "no label column '\(label)' (\(what): \(listed)); pass --label-column NAME")
+                    "no label column \(DatasetError.quote(label)) (\(what): \(listed)); pass --label-column NAME")
             }
             if let f = filter, !available.contains(f.column) {
                 throw DatasetError(
                     .missingColumn, file: file, line: line,
-                    "no column '\(f.column)' to filter on (\(what): \(listed))")
+                    "no column \(DatasetError.quote(f.column)) to filter on (\(what): \(listed))")
             }
             return (text, label)
         }
@@ -205,14 +227,14 @@ public enum DatasetLoader {
                     if let number = fields.first(where: looksNumeric) {
                         throw DatasetError(
                             .noHeader, file: file, line: record.line,
-                            "this looks like data, not a header ('\(number)' where a column name should be); the first line must name the columns, e.g. text\(delimiter == 0x09 ? "\\t" : ",")label")
+                            "this looks like data, not a header (\(DatasetError.quote(number)) where a column name should be); the first line must name the columns, e.g. text\(delimiter == 0x09 ? "\\t" : ",")label")
                     }
                     throw error
                 }
                 for name in [resolved.text, resolved.label] where fields.filter({ $0 == name }).count > 1 {
                     throw DatasetError(
                         .noHeader, file: file, line: record.line,
-                        "column '\(name)' appears more than once in the header; rename one")
+                        "column \(DatasetError.quote(name)) appears more than once in the header; rename one")
                 }
                 textIndex = fields.firstIndex(of: resolved.text) ?? 0
                 labelIndex = fields.firstIndex(of: resolved.label) ?? 0
@@ -234,19 +256,18 @@ public enum DatasetLoader {
         if header == nil {
             throw DatasetError(.noHeader, file: file, "no header row")
         }
-        // Integers when every label is a run of ASCII digits, else strings.
+        // Integers when every label is an integer (ASCII digits, optional leading '-'), else
+        // strings; `classes` refuses a mix of digit and word labels.
         var labels: [RawLabel] = []
         labels.reserveCapacity(labelTexts.count)
-        let allDigits = labelTexts.allSatisfy { s in
-            !s.isEmpty && s.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-        }
+        let allIntegers = labelTexts.allSatisfy(looksInteger)
         for (k, s) in labelTexts.enumerated() {
             if s.isEmpty {
-                throw DatasetError(.badValue, file: file, line: lines[k], "empty label in column '\(labelColumn)'")
+                throw DatasetError(.badValue, file: file, line: lines[k], "empty label in column \(DatasetError.quote(labelColumn))")
             }
-            if allDigits {
+            if allIntegers {
                 guard let v = Int(s) else {
-                    throw DatasetError(.badValue, file: file, line: lines[k], "label '\(s)' is too large")
+                    throw DatasetError(.badValue, file: file, line: lines[k], "label \(DatasetError.quote(s)) is too large")
                 }
                 labels.append(.integer(v))
             } else {
@@ -301,7 +322,7 @@ public enum DatasetLoader {
                     let missing = value[r.text] == nil ? r.text : r.label
                     throw DatasetError(
                         .missingColumn, file: file, line: lineNumber,
-                        "no key '\(missing)' (this object has keys: \(keys.map { "'\($0)'" }.joined(separator: ", ")))")
+                        "no key \(DatasetError.quote(missing)) (this object has keys: \(DatasetError.list(keys)))")
                 }
             } else {
                 cols = try columns.resolve(keys, file: file, line: lineNumber, what: "the first object has keys")
@@ -312,7 +333,7 @@ public enum DatasetLoader {
             guard case .string(let text)? = value[cols.text] else {
                 throw DatasetError(
                     .badValue, file: file, line: lineNumber,
-                    "'\(cols.text)' is \(value[cols.text]?.kindName ?? "missing"), expected a string")
+                    "\(DatasetError.quote(cols.text)) is \(value[cols.text]?.kindName ?? "missing"), expected a string")
             }
             let labelValue = value[cols.label] ?? .null
             switch labelValue {
@@ -320,13 +341,13 @@ public enum DatasetLoader {
                 labels.append(.integer(v))
             case .string(let s):
                 if s.isEmpty {
-                    throw DatasetError(.badValue, file: file, line: lineNumber, "empty label in '\(cols.label)'")
+                    throw DatasetError(.badValue, file: file, line: lineNumber, "empty label in \(DatasetError.quote(cols.label))")
                 }
                 labels.append(.string(s))
             default:
                 throw DatasetError(
                     .badValue, file: file, line: lineNumber,
-                    "label '\(cols.label)' is \(labelValue.kindName); labels must be integers or strings")
+                    "label \(DatasetError.quote(cols.label)) is \(labelValue.kindName); labels must be integers or strings")
             }
             texts.append(text)
             lines.append(lineNumber)
@@ -342,47 +363,112 @@ public enum DatasetLoader {
         case string(String)
     }
 
-    /// Class names and per-row class indices; throws on mixed kinds or fewer than 2 classes.
-    static func classes(_ labels: [RawLabel], lines: [Int], column: String, file: String) throws -> ([String], [Int]) {
-        var ints: [Int] = []
-        var strings: [String] = []
-        for (k, l) in labels.enumerated() {
-            switch l {
-            case .integer(let v):
-                if !strings.isEmpty {
-                    throw DatasetError(
-                        .badValue, file: file, line: lines[k],
-                        "label \(v) is an integer but earlier labels are strings; use one kind for all labels")
-                }
-                ints.append(v)
-            case .string(let s):
-                if !ints.isEmpty {
-                    throw DatasetError(
-                        .badValue, file: file, line: lines[k],
-                        "label '\(s)' is a string but earlier labels are integers; use one kind for all labels")
-                }
-                strings.append(s)
-            }
-        }
+    /// A label text that reads as an integer: ASCII digits with an optional leading `-`.
+    static func looksInteger(_ s: String) -> Bool {
+        var u = Substring(s).utf8[...]
+        if u.first == UInt8(ascii: "-") { u = u.dropFirst() }
+        return !u.isEmpty && u.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    /// Class names and per-row class indices; throws on mixed kinds (unless `labelMap` resolves
+    /// them) or fewer than 2 classes.
+    ///
+    /// With `labelMap`, a label whose text the map names becomes its integer; every other label
+    /// must be an integer, and the classes are the sorted distinct integers.
+    static func classes(
+        _ labels: [RawLabel], lines: [Int], column: String, file: String, labelMap: [String: Int]? = nil
+    ) throws -> ([String], [Int]) {
         let names: [String]
         let indices: [Int]
-        if !ints.isEmpty {
+        if let labelMap {
+            var ints: [Int] = []
+            ints.reserveCapacity(labels.count)
+            var uncovered: [(String, Int)] = []
+            var uncoveredSeen: Set<String> = []
+            for (k, l) in labels.enumerated() {
+                switch l {
+                case .integer(let v):
+                    ints.append(labelMap[String(v)] ?? v)
+                case .string(let s):
+                    if let v = labelMap[s] {
+                        ints.append(v)
+                    } else if looksInteger(s), let v = Int(s) {
+                        ints.append(v)
+                    } else {
+                        if uncoveredSeen.insert(s).inserted { uncovered.append((s, lines[k])) }
+                        ints.append(0)
+                    }
+                }
+            }
+            if let (first, line) = uncovered.first {
+                let shown = uncovered.prefix(5).map { "\(DatasetError.quote($0.0)) on line \($0.1)" }.joined(separator: ", ")
+                let more = uncovered.count > 5 ? " and \(uncovered.count - 5) more" : ""
+                throw DatasetError(
+                    .badValue, file: file, line: line,
+                    "column \(DatasetError.quote(column)): label \(DatasetError.quote(first)) is not in --label-map \(LabelMap.format(labelMap)) and is not an integer (labels not covered: \(shown)\(more)); add each one, e.g. --label-map \(LabelMap.format(labelMap)),\(DatasetError.clip(first, limit: 20))=N")
+            }
             let distinct = Array(Set(ints)).sorted()
             var position: [Int: Int] = [:]
             for (i, v) in distinct.enumerated() { position[v] = i }
             names = distinct.map(String.init)
             indices = ints.map { position[$0] ?? 0 }
         } else {
-            let distinct = Array(Set(strings)).sorted()
-            var position: [String: Int] = [:]
-            for (i, v) in distinct.enumerated() { position[v] = i }
-            names = distinct
-            indices = strings.map { position[$0] ?? 0 }
+            // Integer-looking labels (JSON integers, digit strings) next to word labels: the
+            // classic 0/1 + neg/pos mix-up. Refuse, showing both kinds.
+            var integerExamples: [(String, Int)] = [], wordExamples: [(String, Int)] = []
+            var seenIntegers: Set<String> = [], seenWords: Set<String> = []
+            var anyJSONInteger = false, anyString = false
+            for (k, l) in labels.enumerated() {
+                switch l {
+                case .integer(let v):
+                    anyJSONInteger = true
+                    if integerExamples.count < 3, seenIntegers.insert(String(v)).inserted { integerExamples.append((String(v), lines[k])) }
+                case .string(let s):
+                    anyString = true
+                    if looksInteger(s) {
+                        if integerExamples.count < 3, seenIntegers.insert(s).inserted { integerExamples.append((s, lines[k])) }
+                    } else if wordExamples.count < 3, seenWords.insert(s).inserted {
+                        wordExamples.append((s, lines[k]))
+                    }
+                }
+            }
+            if !integerExamples.isEmpty, !wordExamples.isEmpty {
+                func shown(_ e: [(String, Int)]) -> String {
+                    e.map { "\(DatasetError.quote($0.0)) on line \($0.1)" }.joined(separator: ", ")
+                }
+                // Where the second kind first shows up: the line that makes it a mix.
+                let firstLine = max(integerExamples[0].1, wordExamples[0].1)
+                let words = wordExamples.map { DatasetError.clip($0.0, limit: 20) }
+                let suggestion = words.enumerated().map { "\($0.element)=N\($0.offset + 1)" }.joined(separator: ",")
+                throw DatasetError(
+                    .badValue, file: file, line: firstLine,
+                    "column \(DatasetError.quote(column)) mixes integer labels (\(shown(integerExamples))) with text labels (\(shown(wordExamples))); they would count as different classes. Use one kind for all labels, or say which integer each text label means with --label-map \(suggestion)")
+            }
+            if anyJSONInteger && !anyString {
+                let ints = labels.map { l -> Int in if case .integer(let v) = l { return v } else { return 0 } }
+                let distinct = Array(Set(ints)).sorted()
+                var position: [Int: Int] = [:]
+                for (i, v) in distinct.enumerated() { position[v] = i }
+                names = distinct.map(String.init)
+                indices = ints.map { position[$0] ?? 0 }
+            } else {
+                let strings = labels.map { l -> String in
+                    switch l {
+                    case .integer(let v): return String(v)
+                    case .string(let s): return s
+                    }
+                }
+                let distinct = Array(Set(strings)).sorted()
+                var position: [String: Int] = [:]
+                for (i, v) in distinct.enumerated() { position[v] = i }
+                names = distinct
+                indices = strings.map { position[$0] ?? 0 }
+            }
         }
         if names.count < 2 {
             throw DatasetError(
                 .tooFewClasses, file: file,
-                "column '\(column)' has only \(names.count) class (\(names.map { "'\($0)'" }.joined(separator: ", "))) in \(labels.count) rows; a classifier needs at least 2 (check --label-column)")
+                "column \(DatasetError.quote(column)) has only \(names.count) class (\(DatasetError.list(names))) in \(labels.count) rows; a classifier needs at least 2 (check --label-column)")
         }
         return (names, indices)
     }

@@ -79,9 +79,12 @@ enum DelimitedParser {
                         i += 1
                     }
                     if i < n, bytes[i] != delimiter, bytes[i] != cr, bytes[i] != lf {
+                        // Report where the field opened: an unbalanced quote there is the usual
+                        // cause, and the closing quote found may be lines further on.
+                        let closed = line == openLine ? "" : " (it runs on to line \(line), where the next quote closes it)"
                         throw DatasetError(
-                            .badQuote, file: file, line: line,
-                            "unexpected character after a closing quote; inside a quoted field write a quote as \"\""
+                            .badQuote, file: file, line: openLine,
+                            "unexpected character after the closing quote of a quoted field opened on this line\(closed); check this line for an unbalanced quote, and inside a quoted field write a quote as \"\""
                         )
                     }
                     fields.append(String(decoding: scratch, as: UTF8.self))

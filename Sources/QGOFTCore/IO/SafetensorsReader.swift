@@ -118,6 +118,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// Start of the mapping (the whole file).
     private let base: UnsafeRawPointer
     private let mappedLength: Int
+    /// The bytes are a heap copy (`init(bytes:)`), not a mapping.
+    private let heapCopy: Bool
     /// Offset of the data section within the file (8 + header length).
     private let dataStart: Int
 
@@ -125,12 +127,21 @@ public final class SafetensorsFile: @unchecked Sendable {
     public static let maximumHeaderLength = 100 * 1024 * 1024
 
     /// Maps `url` and validates its header. Throws `SafetensorsError` naming the file and the problem.
-    public init(url: URL) throws {
+    public convenience init(url: URL) throws {
+        try self.init(url: url, mapping: MappedFile(path: url.path))
+    }
+
+    /// A copy of `bytes` (a whole safetensors file), validated as `init(url:)` does; `url` names
+    /// it in errors. For parsing without a file (the fuzz targets).
+    public convenience init(bytes: Data, url: URL) throws {
+        try self.init(url: url, mapping: MappedFile(copying: bytes))
+    }
+
+    private init(url: URL, mapping: MappedFile) throws {
         self.url = url
         let path = url.path
         func fail(_ problem: String) -> SafetensorsError { SafetensorsError(path: path, problem: problem) }
 
-        let mapping = try MappedFile(path: path)
         // From here on, an error thrown before `self` is complete must unmap.
         do {
             let size = mapping.length
@@ -160,10 +171,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         self.base = UnsafeRawPointer(mapping.base)
         self.mappedLength = mapping.length
+        self.heapCopy = mapping.heapCopy
     }
 
     deinit {
-        MappedFile.unmap(base: UnsafeMutableRawPointer(mutating: base), length: mappedLength)
+        MappedFile.unmap(base: UnsafeMutableRawPointer(mutating: base), length: mappedLength, heapCopy: heapCopy)
     }
 
     /// The entry called `name`, or nil.
@@ -175,8 +187,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func floatTensor(_ name: String) throws -> Tensor {
         let e = try requireEntry(name)
         guard e.dtype.isConvertibleToFloat else {
-            let hint = e.dtype.isInteger ? " (use integerTensor)" : ""
-            throw error("tensor '\(name)' has dtype \(e.dtype.rawValue); floatTensor reads F32, F16, BF16 and F64\(hint)")
+            throw error("tensor '\(name)' has dtype \(e.dtype.rawValue), but it is read as floating-point values (F32, F16, BF16 or F64); the file does not hold the weights qgoft expects under that name")
         }
         let n = e.elementCount
         let t = Tensor(e.shape)
@@ -215,8 +226,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     public func integerTensor(_ name: String) throws -> [Int64] {
         let e = try requireEntry(name)
         guard e.dtype.isInteger else {
-            let hint = e.dtype.isConvertibleToFloat ? " (use floatTensor)" : ""
-            throw error("tensor '\(name)' has dtype \(e.dtype.rawValue); integerTensor reads I64, I32, I16, I8, U64, U32, U16, U8 and BOOL\(hint)")
+            throw error("tensor '\(name)' has dtype \(e.dtype.rawValue), but it is read as integers (I64, I32, I16, I8, U64, U32, U16, U8 or BOOL); the file does not hold what qgoft expects under that name")
         }
         let n = e.elementCount
         let src = base + dataStart + e.byteRange.lowerBound
@@ -294,6 +304,19 @@ enum SafetensorsConversion {
 private struct MappedFile {
     let base: UnsafeMutableRawPointer
     let length: Int
+    /// `base` was allocated (an empty file, or `init(copying:)`), not mapped.
+    var heapCopy = false
+
+    /// A heap copy of `data`, released like a mapping.
+    init(copying data: Data) {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(data.count, 1), alignment: 8)
+        data.withUnsafeBytes { raw in
+            if let src = raw.baseAddress, !raw.isEmpty { p.copyMemory(from: src, byteCount: raw.count) }
+        }
+        base = p
+        length = data.count
+        heapCopy = true
+    }
 
     init(path: String) throws {
         func fail(_ problem: String) -> SafetensorsError { SafetensorsError(path: path, problem: problem) }
@@ -308,6 +331,7 @@ private struct MappedFile {
             // mmap refuses zero lengths; an empty file gets a one-byte dummy so init can report it.
             base = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8)
             length = 0
+            heapCopy = true
             return
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
@@ -317,10 +341,10 @@ private struct MappedFile {
         length = size
     }
 
-    func unmap() { MappedFile.unmap(base: base, length: length) }
+    func unmap() { MappedFile.unmap(base: base, length: length, heapCopy: heapCopy) }
 
-    static func unmap(base: UnsafeMutableRawPointer, length: Int) {
-        if length == 0 {
+    static func unmap(base: UnsafeMutableRawPointer, length: Int, heapCopy: Bool) {
+        if heapCopy {
             base.deallocate()
         } else {
             munmap(base, length)

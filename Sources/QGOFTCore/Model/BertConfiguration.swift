@@ -52,17 +52,39 @@ public struct BertConfiguration: Codable, Sendable, Equatable {
     /// Size of one attention head.
     public var headSize: Int { hiddenSize / numAttentionHeads }
 
+    /// What the top level of a JSON document is, for an error message ("a JSON array").
+    static func topLevelKind(_ data: Data) -> String {
+        let first = data.first { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF) }
+        switch first {
+        case UInt8(ascii: "["): return "a JSON array"
+        case UInt8(ascii: "\""): return "a JSON string"
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return "a JSON boolean"
+        case UInt8(ascii: "n"): return "JSON null"
+        case nil: return "nothing"
+        default: return "a JSON number"
+        }
+    }
+
     /// Reads and validates `config.json`.
     public static func load(from url: URL) throws -> BertConfiguration {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw ModelError(url, "cannot read the model configuration (\(error.localizedDescription))")
         }
+        return try parse(data, url: url)
+    }
+
+    /// Decodes and validates the bytes of a `config.json`; `url` names it in errors.
+    public static func parse(_ data: Data, url: URL) throws -> BertConfiguration {
         let config: BertConfiguration
         do { config = try JSONDecoder().decode(BertConfiguration.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
             throw ModelError(url, "missing key '\(key.stringValue)'")
         } catch let DecodingError.typeMismatch(_, ctx) {
-            throw ModelError(url, "wrong type for '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            if path.isEmpty {
+                throw ModelError(url, "holds \(topLevelKind(data)), expected a JSON object of model settings (\"model_type\": \"bert\", \"hidden_size\", ...)")
+            }
+            throw ModelError(url, "wrong type for '\(path)'")
         } catch {
             throw ModelError(url, "not a valid config.json (\(error.localizedDescription))")
         }

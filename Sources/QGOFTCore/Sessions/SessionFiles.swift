@@ -160,6 +160,11 @@ enum LineReader {
         do { data = try Data(contentsOf: url) } catch {
             throw SessionError(url, "cannot read: \(error.localizedDescription)")
         }
+        return lines(in: data)
+    }
+
+    /// `lines(_:)` on bytes already read.
+    static func lines(in data: Data) -> (lines: [(number: Int, data: Data)], tornTail: Bool) {
         var out: [(Int, Data)] = []
         var start = data.startIndex
         var number = 0

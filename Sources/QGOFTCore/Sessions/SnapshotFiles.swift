@@ -358,7 +358,12 @@ public struct SnapshotFolder: @unchecked Sendable {
     public init(url: URL) throws {
         let fm = FileManager.default
         for f in SnapshotFormat.allFiles where !fm.fileExists(atPath: url.appendingPathComponent(f).path) {
-            throw SessionError(url.appendingPathComponent(f), "missing; the snapshot is incomplete (was the folder copied by hand?)")
+            // A folder that vanished, or lost files, while this ran was most likely being removed
+            // (`qgoft rm`); say so rather than guess at a hand copy.
+            if !fm.fileExists(atPath: url.path) {
+                throw SessionError(url, "no longer exists: the snapshot was removed (by `qgoft rm` or by hand) while qgoft was opening it")
+            }
+            throw SessionError(url.appendingPathComponent(f), "missing; the snapshot is incomplete: a `qgoft rm` running now may be removing it, or its files were deleted or not all copied; run `qgoft sessions` to see what is left")
         }
         self.url = url
         adapterConfig = try SessionJSON.read(AdapterConfigFile.self, from: url.appendingPathComponent(SnapshotFormat.adapterConfigFile))

@@ -58,7 +58,7 @@ public final class BertTokenizer: Sendable {
         try self.init(files: files)
     }
 
-    private init(files: TokenizerFiles) throws {
+    init(files: TokenizerFiles) throws {
         let vocabulary = files.vocabulary
         guard !vocabulary.isEmpty else { throw TokenizerError(.emptyVocabulary, file: files.vocabularyFile) }
         if let bad = vocabulary.first(where: { $0.id < 0 }) {

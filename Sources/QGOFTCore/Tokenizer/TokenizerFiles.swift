@@ -53,7 +53,7 @@ struct TokenizerFiles {
     }
 
     /// Takes model parameters, normalizer flags and added tokens from a parsed `tokenizer.json`.
-    private mutating func apply(_ json: TokenizerJSON, file: String) throws {
+    mutating func apply(_ json: TokenizerJSON, file: String) throws {
         let model = json.model
         unkToken = model.unkToken ?? unkToken
         continuingSubwordPrefix = model.continuingSubwordPrefix ?? continuingSubwordPrefix
@@ -98,13 +98,18 @@ struct TokenizerFiles {
         } catch {
             throw TokenizerError(.malformed("cannot read: \(error.localizedDescription)"), file: url.path)
         }
+        return try parseVocabularyText(data, file: url.path)
+    }
+
+    /// `readVocabularyText` on bytes already read; `file` names them in errors.
+    static func parseVocabularyText(_ data: Data, file: String) throws -> [(token: String, id: Int32)] {
         var vocabulary: [(token: String, id: Int32)] = []
         // Split bytes, not `Character`s: "\r\n" is one Swift Character and would not split on "\n".
         var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }  // a final "\n" ends the last line
         for (index, line) in lines.enumerated() {
             guard let text = String(validating: line, as: UTF8.self) else {
-                throw TokenizerError(.malformed("line \(index + 1) is not valid UTF-8"), file: url.path)
+                throw TokenizerError(.malformed("line \(index + 1) is not valid UTF-8"), file: file)
             }
             var scalars = text.unicodeScalars[...]
             while let last = scalars.last, BertCharacterClasses.isWhitespace(last) { scalars.removeLast() }
@@ -120,12 +125,17 @@ struct TokenizerFiles {
         } catch {
             throw TokenizerError(.malformed("cannot read: \(error.localizedDescription)"), file: url.path)
         }
+        return try decodeJSON(type, data: data, file: url.path)
+    }
+
+    /// `decodeJSON` on bytes already read; `file` names them in errors.
+    static func decodeJSON<T: Decodable>(_ type: T.Type, data: Data, file: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {
-            throw TokenizerError(.malformed(describe(error)), file: url.path)
+            throw TokenizerError(.malformed(describe(error)), file: file)
         } catch {
-            throw TokenizerError(.malformed("\(error)"), file: url.path)
+            throw TokenizerError(.malformed("\(error)"), file: file)
         }
     }
 
@@ -266,12 +276,23 @@ struct TokenizerJSON: Decodable {
     }
 
     static func read(_ url: URL) throws -> TokenizerJSON {
-        let header = try TokenizerFiles.decodeJSON(Header.self, from: url)
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw TokenizerError(.malformed("cannot read: \(error.localizedDescription)"), file: url.path)
+        }
+        return try parse(data, file: url.path)
+    }
+
+    /// `read` on bytes already read; `file` names them in errors.
+    static func parse(_ data: Data, file: String) throws -> TokenizerJSON {
+        let header = try TokenizerFiles.decodeJSON(Header.self, data: data, file: file)
         guard header.model.type == "WordPiece" else {
             throw TokenizerError(.unsupported("model type \(header.model.type ?? "(none)"), expected WordPiece"),
-                                 file: url.path)
+                                 file: file)
         }
-        return try TokenizerFiles.decodeJSON(TokenizerJSON.self, from: url)
+        return try TokenizerFiles.decodeJSON(TokenizerJSON.self, data: data, file: file)
     }
 }
 

@@ -109,7 +109,8 @@ public enum RunBuilder {
         guard c.maxLength <= model.config.maxPositionEmbeddings else {
             throw TrainingError.usage("--max-len \(c.maxLength): the model has only \(model.config.maxPositionEmbeddings) positions")
         }
-        let dataset = try store.loadDataset(c.data, textColumn: c.textColumn, labelColumn: c.labelColumn, progress: progress)
+        let dataset = try store.loadDataset(
+            c.data, textColumn: c.textColumn, labelColumn: c.labelColumn, labelMap: c.labelMap, progress: progress)
         let split = try DatasetSplitter.reference(for: dataset)
             ?? DatasetSplitter.seeded(dataset, seed: c.seed, validationFraction: c.validationFraction)
         guard !split.train.isEmpty, !split.validation.isEmpty else {

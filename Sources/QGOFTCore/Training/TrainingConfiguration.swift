@@ -10,6 +10,9 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     /// Column names for file datasets (nil: `text` / `label`).
     public var textColumn: String?
     public var labelColumn: String?
+    /// Label text -> integer class (`--label-map neg=0,pos=1`), for files whose labels mix
+    /// integers and words (nil: none; sessions from before it have none).
+    public var labelMap: [String: Int]?
     public var method: AdapterMethod = .qgoft
     public var layout: GivensLayoutKind = .tree
     /// GOFT only: the diag(s) norm scaling after the last stage.
