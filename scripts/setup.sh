@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what qgoft needs on a Debian machine, only what is missing: OpenBLAS, ncursesw and
 # pkg-config (build), tmux (the end-to-end workbench test), and for the Python checks numpy and
-# safetensors. Idempotent; run as root (or with sudo available).
+# safetensors; with --tests also Chromium (the HTML report is checked in a real browser).
+# Idempotent; run as root (or with sudo available).
 set -euo pipefail
 
+packages=(libopenblas-dev libncurses-dev pkg-config tmux)
+[ "${1:-}" = --tests ] && packages+=(chromium)
 need=()
-for pkg in libopenblas-dev libncurses-dev pkg-config tmux; do
+for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds in release mode, fetches the assets
 # (the parity tests run on the real all-MiniLM-L6-v2 and Rotten Tomatoes), runs the Swift tests
-# (unit, gradient checks, parity, rendering, end to end) and the Python interop checks.
+# (unit, gradient checks, parity, rendering, end to end), the Python interop checks, the report
+# and TensorBoard checks, the kill soak, fault injection and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 swift build -c release
 .build/release/qgoft fetch
 swift test -c release "$@"
@@ -26,7 +27,14 @@ for method in qgoft goft; do
         --merged "$interop/$method-merged" --expect-change
 done
 
+# Exports: the HTML report rendered in headless Chromium, the TensorBoard files read back by
+# TensorBoard's own readers (tensorboard in a virtual environment outside the tree).
+TB_PYTHON=$(bash scripts/setup-python.sh) bash scripts/report/check_report.sh
+
 # Reliability: a short kill soak (5 SIGKILLs, resumed, compared with a straight run) and fault
 # injection (full disk, immutable and read-only session folder; needs root, as CI runs).
 bash scripts/reliability/kill-soak.sh --kills 5
 bash scripts/reliability/faults.sh
+
+# Fuzzing: every parser of outside data, 10 seconds a target (builds .build-fuzz/ first).
+bash scripts/fuzz/run.sh --seconds 10
