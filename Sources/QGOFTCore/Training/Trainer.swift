@@ -110,6 +110,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     private var stopRequested = false
     private var stopCause: StopCause?
     private var resumedFromStep: Int?
+    private var restartedWithoutSnapshot = false
     /// Seconds of training (steps, their evaluations and statistics) since the last snapshot.
     private var workSinceSnapshot: TimeInterval = 0
     /// Why the latest snapshot that failed could not be written.
@@ -225,6 +226,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     /// before). `events` are the session's events up to step 0. Call before `start`.
     public func restartInSession(events: [TrainerEvent]) {
         resumedFromStep = 0
+        restartedWithoutSnapshot = true
         published.events = events
     }
 
@@ -253,8 +255,8 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         BLAS.configure(threads: config.threads)
         startTime = Date()
         if let r = resumedFromStep {
-            emit(.resumed, r == 0 && step == 0 ? "restarted from step 0 of \(schedule.totalSteps) (no snapshot to resume from)"
-                                               : "resumed at step \(r) of \(schedule.totalSteps)")
+            emit(.resumed, restartedWithoutSnapshot ? "restarted from step 0 of \(schedule.totalSteps) (no snapshot to resume from)"
+                                                    : "resumed at step \(r) of \(schedule.totalSteps)")
         } else {
             emit(.started, "started: \(published.run.method) on \(published.run.data), \(schedule.totalSteps) steps")
         }
@@ -599,11 +601,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             lock.unlock()
             let reason = "cannot write the session (\(describe(error)))"
             if onPause == .stop {
-                if !stopRequested {
-                    stopRequested = true
-                    stopCause = .cannotSave(reason)
-                }
+                pauseOrStop(reason: reason, cause: StopCause.cannotSave)
             } else if !paused && !stopRequested {
+                // Not `pause(reason:)`: its event would come back here through the observer.
                 paused = true
                 lock.lock()
                 published.state = .paused(reason: reason)
