@@ -298,7 +298,7 @@ struct TrainCommand: ParsableCommand {
         switch (status, s.stopCause) {
         case (.cannotSave, .cannotSave(let why)?): return "stopped \(at): \(why)"
         case (.cannotSave, _):
-            return "stopped \(at), but its final snapshot could not be written (see the warning above); the last snapshot written is intact"
+            return "stopped \(at), but its final snapshot could not be written (its warning in the events says why); the snapshots written before are intact"
         case (_, .guardOrNonFinite(let why)?):
             return "stopped \(at): \(why) (without a terminal a run does not wait; --on-pause wait keeps it waiting)"
         default: return "stopped \(at) by request"
