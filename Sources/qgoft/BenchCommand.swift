@@ -13,6 +13,8 @@ struct BenchCommand: ParsableCommand {
     var forward = false
     @Flag(name: .long, help: "Time full training steps (forward, backward, AdamW).")
     var train = false
+    @Flag(name: .long, help: "Time statistics steps (the spec's figures of every adapted layer, as the trainer computes them every --stats-every steps).")
+    var stats = false
     @Option(name: .long, help: "Adapter method for --train: qgoft or goft.")
     var method: String = "qgoft"
     @Option(name: .long, help: "Block layout: tree or butterfly.")
@@ -27,7 +29,9 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            guard forward || train else { throw ValidationError("choose --forward or --train") }
+            guard [forward, train, stats].filter({ $0 }).count == 1 else {
+                throw ValidationError("choose one of --forward, --train or --stats")
+            }
             guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
                 throw TrainingError("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")
             }
@@ -54,6 +58,43 @@ struct BenchCommand: ParsableCommand {
             let real = batch.realTokens
             var times: [Double] = []
             var label = "forward"
+            if stats {
+                try RunBuilder.attachAdapters(c, to: loaded.encoder)
+                let layers = loaded.encoder.adaptedLinears
+                // Adapters a little away from the identity (as after some training), and the
+                // trainer's fixed sample of 256 neuron pairs per layer.
+                var rng = SplitMix64(seed: 7)
+                for lin in layers {
+                    for p in lin.adapter?.parameters ?? [] {
+                        let v = p.value
+                        for q in 0..<v.count { v[q] += Float(0.01 * rng.nextGaussian()) }
+                    }
+                }
+                let pairs: [[(Int, Int)]] = layers.map { lin in
+                    (0..<256).map { _ in
+                        let i = Int(rng.next() % UInt64(lin.outWidth))
+                        var j = Int(rng.next() % UInt64(lin.outWidth - 1))
+                        if j >= i { j += 1 }
+                        return (i, j)
+                    }
+                }
+                var drift = 0.0
+                for i in 0..<(warmup + steps) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for (n, lin) in layers.enumerated() {
+                        guard let a = lin.adapter else { continue }
+                        drift = max(drift, a.statistics(weight: lin.weight.data, dOut: lin.outWidth, anglePairs: pairs[n]).matrixDrift)
+                    }
+                    if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                }
+                let sorted = times.sorted()
+                let mean = times.reduce(0, +) / Double(times.count)
+                print(String(format: "bench statistics %@ (%@): %d adapted layers, %d threads, %d warm-up + %d timed statistics steps, max matrix drift %.6g",
+                             m.rawValue, l.rawValue, layers.count, threads.threads, warmup, steps, drift))
+                print(String(format: "ms/statistics step mean %.1f  median %.1f  min %.1f  max %.1f", mean * 1000,
+                             sorted[sorted.count / 2] * 1000, sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
+                return
+            }
             if forward {
                 let ws = EncoderWorkspace(config: loaded.config, maxBatch: batch.batch, maxSeq: seqLen)
                 for i in 0..<(warmup + steps) {
