@@ -320,7 +320,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         let rec = StepRecord(
             step: step, epoch: Double(step) / Double(stepsPerEpoch), loss: loss, taskLoss: task, penalty: pen,
             lambda: lambda, lr: lrNow, gradNorm: gradNorm,
-            tokensPerSecond: Double(batch.batch * batch.seq) / max(dt, 1e-9), tokens: batch.batch * batch.seq,
+            tokensPerSecond: Double(batch.tokens) / max(dt, 1e-9), tokens: batch.tokens,
             elapsed: elapsedBefore + Date().timeIntervalSince(startTime), skipped: !finite)
         appendStep(rec)
         if !finite {
