@@ -182,3 +182,24 @@ final class GELUTests: XCTestCase {
     }
 }
 
+/// The fused residual + LayerNorm against adding first.
+final class LayerNormResidualTests: XCTestCase {
+    func testResidualFusionIsBitIdenticalToAddingFirst() {
+        var rng = SplitMix64(seed: 31)
+        let N = 5, C = 13
+        let x = GradientCheck.random(N * C, &rng), res = GradientCheck.random(N * C, &rng)
+        let gamma = Tensor(shape: [C], values: GradientCheck.random(C, &rng)), beta = Tensor(shape: [C], values: GradientCheck.random(C, &rng))
+        let added = Tensor(shape: [N, C], values: zip(x, res).map { $0 + $1 })
+        let out1 = Tensor([N, C]), xhat1 = Tensor([N, C]), rstd1 = Tensor([N])
+        LayerNorm.forward(out: out1.data, xhat: xhat1.data, rstd: rstd1.data, x: added.data, gamma: gamma.data, beta: beta.data,
+                          rows: N, width: C, eps: 1e-12)
+        let fused = Tensor(shape: [N, C], values: x), r = Tensor(shape: [N, C], values: res)
+        let out2 = Tensor([N, C]), xhat2 = Tensor([N, C]), rstd2 = Tensor([N])
+        LayerNorm.forward(out: out2.data, xhat: xhat2.data, rstd: rstd2.data, x: fused.data, residual: r.data,
+                          gamma: gamma.data, beta: beta.data, rows: N, width: C, eps: 1e-12)
+        XCTAssertEqual(out1.array, out2.array)
+        XCTAssertEqual(xhat1.array, xhat2.array)
+        XCTAssertEqual(rstd1.array, rstd2.array)
+        XCTAssertEqual(fused.array, added.array)  // x now holds the sum
+    }
+}

@@ -196,16 +196,14 @@ public final class BertEncoder: @unchecked Sendable {
                                   offsets: ws.offsets, probsOffsets: ws.probsOffsets, batch: B, heads: H, headSize: hs)
             // h1 = LN1(Lin_o(ctx) + h)
             layer.attentionOutput.forward(y: ws.sum.data, x: ws.ctx.data, rows: N, scratch: a, saveForBackward: training)
-            addInPlace(ws.sum.data, h, N * C)
-            LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data,
+            LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data, residual: h,
                               gamma: layer.ln1Gamma.data, beta: layer.ln1Beta.data, rows: N, width: C, eps: eps)
             // u = Lin_i(h1); g = GELU(u)
             layer.intermediate.forward(y: c.u.data, x: ws.h1.data, rows: N, scratch: a, saveForBackward: training)
             GELU.forward(out: ws.gelu.data, x: c.u.data, count: N * F)
             // out = LN2(Lin_out(g) + h1)
             layer.output.forward(y: ws.sum.data, x: ws.gelu.data, rows: N, scratch: a, saveForBackward: training)
-            addInPlace(ws.sum.data, ws.h1.data, N * C)
-            LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data,
+            LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data, residual: ws.h1.data,
                               gamma: layer.ln2Gamma.data, beta: layer.ln2Beta.data, rows: N, width: C, eps: eps)
         }
     }
@@ -249,11 +247,6 @@ public final class BertEncoder: @unchecked Sendable {
             layer.key.backward(dx: dh, dy: ws.dK.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
             layer.value.backward(dx: dh, dy: ws.dV.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
         }
-    }
-
-    @inline(__always)
-    private func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n { a[i] += b[i] }
     }
 }
 
