@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import QGOFTCore
 
-/// `qgoft bench`: the same measurement as the peer's `--bench`: the first 32 training sentences
-/// padded to 64 tokens, 3 warm-up steps, then timed steps. Release builds only give honest figures.
+/// `qgoft bench`: the peer's `--bench` batch, the first 32 training sentences cut to 64 tokens, 3
+/// warm-up steps, then timed steps. The peer pads them to 64 tokens; qgoft runs the packed batch
+/// (real tokens only), and prints tokens/s both per real token and per padded 32 x 64 slot.
+/// `--stats` times the statistics step instead. Release builds only give honest figures.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -17,12 +19,14 @@ struct BenchCommand: ParsableCommand {
     var adapters = false
     @Flag(name: .long, help: "Time tokenizing the rotten-tomatoes training sentences (start-up cost), at --seq-len.")
     var tokenizer = false
+    @Flag(name: .long, help: "Time statistics steps (the spec's figures of every adapted layer, as the trainer computes them every --stats-every steps).")
+    var stats = false
     @Option(name: .long, help: "Adapter method for --train: qgoft or goft.")
     var method: String = "qgoft"
     @Option(name: .long, help: "Block layout: tree or butterfly.")
     var layout: String = "tree"
     @Option(name: .customLong("batch-size")) var batchSize: Int = 32
-    @Option(name: .customLong("seq-len"), help: "Every sequence is padded to this length.")
+    @Option(name: .customLong("seq-len"), help: "Every sequence is cut to this length (the peer pads to it).")
     var seqLen: Int = 64
     @Option(name: .long, help: "Timed steps.") var steps: Int = 20
     @Option(name: .customLong("warmup"), help: "Untimed warm-up steps.") var warmup: Int = 3
@@ -31,8 +35,8 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            guard [forward, train, adapters, tokenizer].filter({ $0 }).count == 1 else {
-                throw ValidationError("choose one of --forward, --train, --adapters or --tokenizer")
+            guard [forward, train, stats, adapters, tokenizer].filter({ $0 }).count == 1 else {
+                throw ValidationError("choose one of --forward, --train, --stats, --adapters or --tokenizer")
             }
             guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
                 throw TrainingError.usage("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")
@@ -65,12 +69,49 @@ struct BenchCommand: ParsableCommand {
             }
             let rows = Array(split.train.prefix(batchSize))
             let tok = TokenizedSet.make(rows, tokenizer: loaded.tokenizer, maxLength: seqLen)
-            let batch = tok.batch(Array(0..<tok.count)[...], padTo: seqLen)
+            let batch = tok.batch(Array(0..<tok.count)[...])
             let real = batch.realTokens
             var times: [Double] = []
             var label = "forward"
+            if stats {
+                try RunBuilder.attachAdapters(c, to: loaded.encoder)
+                let layers = loaded.encoder.adaptedLinears
+                // Adapters a little away from the identity (as after some training), and the
+                // trainer's fixed sample of 256 neuron pairs per layer.
+                var rng = SplitMix64(seed: 7)
+                for lin in layers {
+                    for p in lin.adapter?.parameters ?? [] {
+                        let v = p.value
+                        for q in 0..<v.count { v[q] += Float(0.01 * rng.nextGaussian()) }
+                    }
+                }
+                let pairs: [[(Int, Int)]] = layers.map { lin in
+                    (0..<256).map { _ in
+                        let i = Int(rng.next() % UInt64(lin.outWidth))
+                        var j = Int(rng.next() % UInt64(lin.outWidth - 1))
+                        if j >= i { j += 1 }
+                        return (i, j)
+                    }
+                }
+                var drift = 0.0
+                for i in 0..<(warmup + steps) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    for (n, lin) in layers.enumerated() {
+                        guard let a = lin.adapter else { continue }
+                        drift = max(drift, a.statistics(weight: lin.weight.data, dOut: lin.outWidth, anglePairs: pairs[n]).matrixDrift)
+                    }
+                    if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                }
+                let sorted = times.sorted()
+                let mean = times.reduce(0, +) / Double(times.count)
+                print(String(format: "bench statistics %@ (%@): %d adapted layers, %d threads, %d warm-up + %d timed statistics steps, max matrix drift %.6g",
+                             m.rawValue, l.rawValue, layers.count, threads.threads, warmup, steps, drift))
+                print(String(format: "ms/statistics step mean %.1f  median %.1f  min %.1f  max %.1f", mean * 1000,
+                             sorted[sorted.count / 2] * 1000, sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
+                return
+            }
             if forward {
-                let ws = EncoderWorkspace(config: loaded.config, maxBatch: batch.batch, maxSeq: seqLen)
+                let ws = EncoderWorkspace(config: loaded.config, maxBatch: batch.batch, maxSeq: batch.seq)
                 for i in 0..<(warmup + steps) {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     loaded.encoder.forward(batch, workspace: ws, training: false)
@@ -81,7 +122,7 @@ struct BenchCommand: ParsableCommand {
                 try RunBuilder.attachAdapters(c, to: loaded.encoder)
                 var rng = SplitMix64(seed: 0)
                 let head = ClassificationHead(width: loaded.config.hiddenSize, classes: 2, rng: &rng)
-                let clf = SequenceClassifier(encoder: loaded.encoder, head: head, maxBatch: batch.batch, maxSeq: seqLen)
+                let clf = SequenceClassifier(encoder: loaded.encoder, head: head, maxBatch: batch.batch, maxSeq: batch.seq)
                 let params = clf.trainableParameters.map(\.parameter)
                 let opt = AdamW(parameters: params)
                 let lrs = params.map { _ in 1e-3 }, wds = params.map { _ in 0.0 }
@@ -98,12 +139,12 @@ struct BenchCommand: ParsableCommand {
             let mean = times.reduce(0, +) / Double(times.count)
             let median = sorted[sorted.count / 2]
             let padded = Double(batch.batch * seqLen)
-            print(String(format: "bench %@: batch %d x %d (%d real tokens), %d threads, %d warm-up + %d timed steps, OpenBLAS %@ kernels",
-                         label, batch.batch, seqLen, real, threads.threads, warmup, steps, BLAS.coreName))
+            print(String(format: "bench %@: %d sequences cut to %d tokens, packed: %d real tokens (longest %d), %d threads, %d warm-up + %d timed steps, OpenBLAS %@ kernels",
+                         label, batch.batch, seqLen, real, batch.seq, threads.threads, warmup, steps, BLAS.coreName))
             print(String(format: "ms/step mean %.1f  median %.1f  min %.1f  max %.1f", mean * 1000, median * 1000,
                          sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
-            print(String(format: "tokens/s %.0f (padded), %.0f (real)  peak RSS %.0f MiB",
-                         padded / mean, Double(real) / mean, peakRSSMiB()))
+            print(String(format: "tokens/s %.0f (per padded %d x %d slot, the peer's figure), %.0f (real)  peak RSS %.0f MiB",
+                         padded / mean, batch.batch, seqLen, Double(real) / mean, peakRSSMiB()))
         }
     }
 }

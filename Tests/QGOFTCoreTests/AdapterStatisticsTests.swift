@@ -163,6 +163,62 @@ final class AdapterStatisticsTests: XCTestCase {
         XCTAssertEqual(sb.blockDriftMax, 0)  // the blocks are (angle 0)
     }
 
+    /// The structured || Q^T Q - I ||_F (no dense product) and the neuron figures against the
+    /// dense Double reference of the spec's definitions, on random adapters of every kind and
+    /// layout, odd and even widths (the tree takes the retiring path, the butterfly the dense one).
+    func testStatisticsMatchDenseReference() {
+        var rng = SplitMix64(seed: 22)
+        for d in [1, 2, 3, 5, 7, 16, 33, 100] {
+            for a in S.allAdapters(width: d) {
+                S.randomize(a, &rng, spread: 0.3)
+                let name = S.describe(a)
+                let plan = GivensLayout(kind: a.layout, width: d)
+                if a.layout == .tree { XCTAssertTrue(AdapterStatisticsComputation.isRetiring(plan), name) }
+                if a.layout == .butterfly && d >= 4 { XCTAssertFalse(AdapterStatisticsComputation.isRetiring(plan), name) }
+                let coef = GivensReference.coefficients(a)
+                let scale = GivensReference.scale(a)
+                let q = GivensReference.denseQ(plan, coef, scale)  // Q[n * d + m]
+                var dev = 0.0
+                for m in 0..<d {
+                    for n in 0..<d {
+                        var g = 0.0  // (Q^T Q)_mn
+                        for r in 0..<d { g += q[r * d + m] * q[r * d + n] }
+                        let v = g - (m == n ? 1 : 0)
+                        dev += v * v
+                    }
+                }
+                let fast = AdapterStatisticsComputation.gramDeviationSquared(plan: plan, blocks: coef, scale: scale)
+                XCTAssertEqual(fast, dev, accuracy: 1e-10 * max(1, dev), name)
+
+                let dOut = 11
+                let w = S.randomArray(dOut * d, &rng)
+                let pairs = (0..<20).map { ($0 % dOut, ($0 * 5 + 1) % dOut) }.filter { $0.0 != $0.1 }
+                let st = Self.stats(a, w, dOut: dOut, pairs: pairs)
+                XCTAssertEqual(st.matrixDrift, dev.squareRoot() / Double(d).squareRoot(), accuracy: 1e-9, name)
+                // Neurons w_i' = Q^T w_i: (w')_m = sum_n w_n Q[n, m].
+                let wd = w.map(Double.init)
+                func neuron(_ i: Int) -> [Double] {
+                    (0..<d).map { m in (0..<d).reduce(0.0) { $0 + wd[i * d + $1] * q[$1 * d + m] } }
+                }
+                func norm(_ v: [Double]) -> Double { v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+                func angle(_ u: [Double], _ v: [Double]) -> Double {
+                    let c = zip(u, v).reduce(0) { $0 + $1.0 * $1.1 } / (norm(u) * norm(v))
+                    return acos(max(-1, min(1, c))) * 180 / Double.pi
+                }
+                let before = (0..<dOut).map { Array(wd[($0 * d)..<($0 * d + d)]) }
+                let after = (0..<dOut).map(neuron)
+                let ratios = (0..<dOut).map { abs(norm(after[$0]) / norm(before[$0]) - 1) }
+                XCTAssertEqual(st.normAdjustmentMean, ratios.reduce(0, +) / Double(dOut), accuracy: 1e-5, name)
+                XCTAssertEqual(st.normAdjustmentMax, ratios.max() ?? 0, accuracy: 1e-5, name)
+                if d >= 2 {
+                    let changes = pairs.map { abs(angle(after[$0.0], after[$0.1]) - angle(before[$0.0], before[$0.1])) }
+                    XCTAssertEqual(st.angleAdjustmentMean, changes.reduce(0, +) / Double(changes.count), accuracy: 1e-2, name)
+                    XCTAssertEqual(st.angleAdjustmentMax, changes.max() ?? 0, accuracy: 1e-2, name)
+                }
+            }
+        }
+    }
+
     func testHistogramClampsAndSkipsNaN() {
         let edges = [0.0, 1, 2, 3]
         XCTAssertEqual(AdapterStatisticsComputation.histogram([-5, 0, 0.5, 1, 2.999, 3, 100, .nan, .infinity, -.infinity], edges: edges), [4, 1, 4])

@@ -4,12 +4,12 @@ import XCTest
 /// Whole-encoder backward against finite differences on a tiny random BERT.
 final class EncoderGradientTests: XCTestCase {
     /// dL/d(embedding LayerNorm beta) = sum over rows of dL/d(embedding output): checks the chain
-    /// through every layer (attention with padding, both LayerNorms, GELU, residuals).
+    /// through every layer (attention over a packed batch of two lengths, both LayerNorms, GELU, residuals).
     func testEncoderInputGradientMatchesFiniteDifferences() throws {
         let enc = try TinyBert.encoder()
         let batch = TinyBert.batch()
         let ws = EncoderWorkspace(config: enc.config, maxBatch: 2, maxSeq: 5)
-        let N = batch.batch * batch.seq, C = enc.config.hiddenSize
+        let N = batch.tokens, C = enc.config.hiddenSize
         var rng = SplitMix64(seed: 3)
         let r = GradientCheck.random(N * C, &rng)
         func loss() -> Double {
@@ -17,8 +17,8 @@ final class EncoderGradientTests: XCTestCase {
             return GradientCheck.dot(ws.hidden.data, r)
         }
         _ = loss()
-        ws.dHidden.set(r)
-        enc.backward(batch: batch.batch, seq: batch.seq, workspace: ws, inputGradient: true)
+        ws.dHidden.data.update(from: r, count: r.count)  // the first N rows: the packed batch
+        enc.backward(workspace: ws, inputGradient: true)
         var dBeta = [Float](repeating: 0, count: C)
         for n in 0..<N { for c in 0..<C { dBeta[c] += ws.dHidden[n * C + c] } }
         GradientCheck.check("encoder.dEmbeddingLNBeta", input: enc.embeddingLNBeta.data, count: C, analytic: dBeta, loss: loss)

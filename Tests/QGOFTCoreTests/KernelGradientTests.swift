@@ -66,44 +66,54 @@ final class KernelGradientTests: XCTestCase {
         GradientCheck.check("linear.db", input: b.data, count: O, analytic: db.array, loss: loss)
     }
 
-    func testSelfAttentionBackwardWithPadding() {
-        let B = 2, T = 4, H = 2, hs = 3, C = H * hs, N = B * T
+    /// Two packed sequences of lengths 4 and 2 (what was a padded 2 x 4 batch).
+    func testSelfAttentionBackwardPacked() {
+        let B = 2, T = 4, H = 2, hs = 3, C = H * hs
+        let offsets = [0, 4, 6], N = 6
         let q = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
         let k = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
         let v = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
-        let mask = Tensor(shape: [N], values: [1, 1, 1, 1, 1, 1, 0, 0])  // second sequence padded
+        var probsOffsets = [Int](repeating: 0, count: B + 1)
+        SelfAttention.packedProbsOffsets(&probsOffsets, offsets: offsets, batch: B, heads: H)
+        XCTAssertEqual(probsOffsets, [0, 2 * 16, 2 * 16 + 2 * 4])
         let r = GradientCheck.random(N * C, &rng)
-        let ctx = Tensor([N, C]), probs = Tensor([B * H * T * T])
+        let ctx = Tensor([N, C]), probs = Tensor([probsOffsets[B]])
         func loss() -> Double {
-            SelfAttention.forward(ctx: ctx.data, probs: probs.data, q: q.data, k: k.data, v: v.data, mask: mask.data,
-                                  batch: B, seq: T, heads: H, headSize: hs)
+            SelfAttention.forward(ctx: ctx.data, probs: probs.data, q: q.data, k: k.data, v: v.data,
+                                  offsets: offsets, probsOffsets: probsOffsets, batch: B, heads: H, headSize: hs)
             return GradientCheck.dot(ctx.data, r)
         }
         _ = loss()
-        // padded keys get probability exactly zero
-        for h in 0..<H { for i in 0..<T { for j in 2..<T { XCTAssertEqual(probs[((1 * H + h) * T + i) * T + j], 0) } } }
+        // every probability row of the second sequence sums to 1 over its own 2 keys
+        for row in 0..<(H * 2) {
+            let base = probsOffsets[1] + row * 2
+            XCTAssertEqual(probs[base] + probs[base + 1], 1, accuracy: 1e-6)
+        }
+        let scratch = Tensor([SelfAttention.backwardScratchCount(batch: B, maxLength: T, heads: H)])
         let dq = Tensor([N, C]), dk = Tensor([N, C]), dv = Tensor([N, C]), dctx = Tensor(shape: [N, C], values: r)
         SelfAttention.backward(dq: dq.data, dk: dk.data, dv: dv.data, dctx: dctx.data, probs: probs.data,
-                               q: q.data, k: k.data, v: v.data, batch: B, seq: T, heads: H, headSize: hs)
+                               q: q.data, k: k.data, v: v.data, offsets: offsets, probsOffsets: probsOffsets,
+                               scratch: scratch.data, batch: B, maxLength: T, heads: H, headSize: hs)
         GradientCheck.check("attention.dq", input: q.data, count: N * C, analytic: dq.array, loss: loss)
         GradientCheck.check("attention.dk", input: k.data, count: N * C, analytic: dk.array, loss: loss)
         GradientCheck.check("attention.dv", input: v.data, count: N * C, analytic: dv.array, loss: loss)
     }
 
     func testMeanPoolingBackward() {
-        let B = 2, T = 3, C = 4
-        let h = Tensor(shape: [B * T, C], values: GradientCheck.random(B * T * C, &rng))
-        let mask = Tensor(shape: [B * T], values: [1, 1, 1, 1, 0, 0])
+        let B = 2, C = 4
+        let offsets = [0, 3, 4], N = 4  // lengths 3 and 1
+        let h = Tensor(shape: [N, C], values: GradientCheck.random(N * C, &rng))
         let r = GradientCheck.random(B * C, &rng)
         let pooled = Tensor([B, C])
         func loss() -> Double {
-            MeanPooling.forward(pooled: pooled.data, h: h.data, mask: mask.data, batch: B, seq: T, width: C)
+            MeanPooling.forward(pooled: pooled.data, h: h.data, offsets: offsets, batch: B, width: C)
             return GradientCheck.dot(pooled.data, r)
         }
         _ = loss()
-        let dh = Tensor([B * T, C]), dp = Tensor(shape: [B, C], values: r)
-        MeanPooling.backward(dh: dh.data, dpooled: dp.data, mask: mask.data, batch: B, seq: T, width: C)
-        GradientCheck.check("meanpool.dh", input: h.data, count: B * T * C, analytic: dh.array, loss: loss)
+        XCTAssertEqual(pooled[C], h[3 * C], accuracy: 1e-7)  // a one-token sequence is that token
+        let dh = Tensor([N, C]), dp = Tensor(shape: [B, C], values: r)
+        MeanPooling.backward(dh: dh.data, dpooled: dp.data, offsets: offsets, batch: B, width: C)
+        GradientCheck.check("meanpool.dh", input: h.data, count: N * C, analytic: dh.array, loss: loss)
     }
 
     func testCrossEntropyBackward() {
@@ -122,21 +132,24 @@ final class KernelGradientTests: XCTestCase {
 
     func testEmbeddingsBackward() {
         let B = 2, T = 3, C = 4, V = 5
-        let ids: [Int32] = [1, 4, 1, 0, 2, 3]
+        let ids: [Int32] = [1, 4, 1, 0, 2]
+        let offsets = [0, 3, 5], N = 5  // lengths 3 and 2
         let word = Tensor(shape: [V, C], values: GradientCheck.random(V * C, &rng))
         let pos = Tensor(shape: [T, C], values: GradientCheck.random(T * C, &rng))
         let typ = Tensor(shape: [1, C], values: GradientCheck.random(C, &rng))
-        let r = GradientCheck.random(B * T * C, &rng)
-        let sum = Tensor([B * T, C])
+        let r = GradientCheck.random(N * C, &rng)
+        let sum = Tensor([N, C])
         func loss() -> Double {
             ids.withUnsafeBufferPointer { Embeddings.forward(sum: sum.data, ids: $0.baseAddress!, word: word.data, position: pos.data,
-                                                              tokenType: typ.data, batch: B, seq: T, width: C) }
+                                                              tokenType: typ.data, offsets: offsets, batch: B, width: C) }
             return GradientCheck.dot(sum.data, r)
         }
         _ = loss()
-        let dw = Tensor([V, C]), dp = Tensor([T, C]), dt = Tensor([C]), ds = Tensor(shape: [B * T, C], values: r)
+        // row 3 is token 0 of the second sequence: position 0
+        XCTAssertEqual(sum[3 * C], word[0] + pos[0] + typ[0], accuracy: 1e-6)
+        let dw = Tensor([V, C]), dp = Tensor([T, C]), dt = Tensor([C]), ds = Tensor(shape: [N, C], values: r)
         ids.withUnsafeBufferPointer { Embeddings.backward(dword: dw.data, dposition: dp.data, dtokenType: dt.data, dsum: ds.data,
-                                                           ids: $0.baseAddress!, batch: B, seq: T, width: C) }
+                                                           ids: $0.baseAddress!, offsets: offsets, batch: B, width: C) }
         GradientCheck.check("embeddings.dword", input: word.data, count: V * C, analytic: dw.array, loss: loss)
         GradientCheck.check("embeddings.dposition", input: pos.data, count: T * C, analytic: dp.array, loss: loss)
         GradientCheck.check("embeddings.dtokentype", input: typ.data, count: C, analytic: dt.array, loss: loss)
@@ -190,5 +203,27 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertNil(GradientCheck.evaluate("square", input: x.data, count: 4, analytic: right, loss: loss))
         XCTAssertNotNil(GradientCheck.evaluate("square", input: x.data, count: 4, analytic: right.map { $0 / 2 }, loss: loss))
         XCTAssertNotNil(GradientCheck.evaluate("square", input: x.data, count: 4, analytic: [0, 0, 0, 0], loss: loss))
+    }
+}
+
+/// The fused residual + LayerNorm against adding first.
+final class LayerNormResidualTests: XCTestCase {
+    func testResidualFusionIsBitIdenticalToAddingFirst() {
+        var rng = SplitMix64(seed: 31)
+        let N = 5, C = 13
+        let x = GradientCheck.random(N * C, &rng), res = GradientCheck.random(N * C, &rng)
+        let gamma = Tensor(shape: [C], values: GradientCheck.random(C, &rng)), beta = Tensor(shape: [C], values: GradientCheck.random(C, &rng))
+        let added = Tensor(shape: [N, C], values: zip(x, res).map { $0 + $1 })
+        let out1 = Tensor([N, C]), xhat1 = Tensor([N, C]), rstd1 = Tensor([N])
+        LayerNorm.forward(out: out1.data, xhat: xhat1.data, rstd: rstd1.data, x: added.data, gamma: gamma.data, beta: beta.data,
+                          rows: N, width: C, eps: 1e-12)
+        let fused = Tensor(shape: [N, C], values: x), r = Tensor(shape: [N, C], values: res)
+        let out2 = Tensor([N, C]), xhat2 = Tensor([N, C]), rstd2 = Tensor([N])
+        LayerNorm.forward(out: out2.data, xhat: xhat2.data, rstd: rstd2.data, x: fused.data, residual: r.data,
+                          gamma: gamma.data, beta: beta.data, rows: N, width: C, eps: 1e-12)
+        XCTAssertEqual(out1.array, out2.array)
+        XCTAssertEqual(xhat1.array, xhat2.array)
+        XCTAssertEqual(rstd1.array, rstd2.array)
+        XCTAssertEqual(fused.array, added.array)  // x now holds the sum
     }
 }

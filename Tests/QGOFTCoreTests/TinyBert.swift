@@ -41,7 +41,7 @@ enum TinyBert {
         return try BertEncoder.load(config: config, source: "tiny", tensor: { t[$0] }).encoder
     }
 
-    /// Two sequences, the second one padded.
+    /// Two sequences of different lengths (5 and 3), packed.
     static func batch() -> TokenBatch {
         TokenBatch(sequences: [[1, 5, 7, 3, 2], [1, 9, 2]], labels: [1, 0])
     }

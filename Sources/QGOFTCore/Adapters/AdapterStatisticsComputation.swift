@@ -36,8 +36,7 @@ public struct GivensBlockGeometry: Sendable, Equatable {
 }
 
 /// Computes `AdapterStatistics` for the Givens adapters (spec "Quantities the workbench shows").
-/// Off the training path: builds the dense Q (d x d) and Q^T Q with BLAS, O(d^3), about 0.1 s for
-/// d = 1536 on one core.
+/// Off the training path, but every `statsEvery` steps: no d x d product (see `compute`).
 public enum AdapterStatisticsComputation {
     /// Number of equal bins along the input dimension of `binnedDrift`.
     public static let driftBins = 32
@@ -61,22 +60,47 @@ public enum AdapterStatisticsComputation {
     }
 
     /// Angle between u and v in degrees, via 2 atan2(|u^ - v^|, |u^ + v^|) on the unit vectors
-    /// (accurate for small and near-180 angles); nil when either is zero.
-    static func angleDegrees(_ u: UnsafePointer<Double>, _ v: UnsafePointer<Double>, norms nu: Double, _ nv: Double, count d: Int) -> Double? {
+    /// (accurate for small and near-180 angles), in Double; nil when either is zero.
+    static func angleDegrees(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, norms nu: Double, _ nv: Double, count d: Int) -> Double? {
         if nu == 0 || nv == 0 { return nil }
+        let iu = 1 / nu, iv = 1 / nv
         var diff = 0.0
         var sum = 0.0
         for m in 0..<d {
-            let a = u[m] / nu
-            let b = v[m] / nv
+            let a = Double(u[m]) * iu
+            let b = Double(v[m]) * iv
             diff += (a - b) * (a - b)
             sum += (a + b) * (a + b)
         }
         return 2 * atan2(diff.squareRoot(), sum.squareRoot()) * 180 / Double.pi
     }
 
+    /// |u| in Double (four partial sums).
+    static func rowNorm(_ u: UnsafePointer<Float>, count d: Int) -> Double {
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var m = 0
+        while m + 4 <= d {
+            let x0 = Double(u[m]), x1 = Double(u[m + 1]), x2 = Double(u[m + 2]), x3 = Double(u[m + 3])
+            s0 += x0 * x0
+            s1 += x1 * x1
+            s2 += x2 * x2
+            s3 += x3 * x3
+            m += 4
+        }
+        while m < d {
+            let x = Double(u[m])
+            s0 += x * x
+            m += 1
+        }
+        return ((s0 + s1) + (s2 + s3)).squareRoot()
+    }
+
     /// The statistics of `adapter` (whose plan is `plan`, block coefficients `blocks` [P, 4] =
     /// a, b, c, e in Double, scale `scale` [d] for GOFT with scaling) on the frozen W[dOut, d].
+    ///
+    /// Cost: the merge W Q (O(dOut P) with the stage kernel), the neuron norms (O(dOut d)), the
+    /// sampled pairs (O(pairs d)) and the Gram deviation from the block structure
+    /// (`gramDeviationSquared`, O(d log d) for the tree); no d x d product.
     static func compute(
         adapter: InputAdapter, plan: GivensLayout, blocks: [Double], scale: [Float]?,
         weight: UnsafePointer<Float>, dOut: Int, anglePairs: [(Int, Int)]
@@ -88,23 +112,21 @@ public enum AdapterStatisticsComputation {
         let merged = Tensor([dOut, d])
         merged.data.update(from: weight, count: dOut * d)
         adapter.mergeIntoRows(merged.data, rows: dOut)
-        var before = [Double](repeating: 0, count: dOut * d)
-        var after = [Double](repeating: 0, count: dOut * d)
-        for q in 0..<(dOut * d) {
-            before[q] = Double(weight[q])
-            after[q] = Double(merged.data[q])
-        }
+        let after = UnsafePointer(merged.data)
         var normBefore = [Double](repeating: 0, count: dOut)
         var normAfter = [Double](repeating: 0, count: dOut)
-        for r in 0..<dOut {
-            var s0 = 0.0
-            var s1 = 0.0
-            for m in 0..<d {
-                s0 += before[r * d + m] * before[r * d + m]
-                s1 += after[r * d + m] * after[r * d + m]
+        normBefore.withUnsafeMutableBufferPointer { nb in
+            normAfter.withUnsafeMutableBufferPointer { na in
+                guard let nbBase = nb.baseAddress, let naBase = na.baseAddress else { return }
+                let out = UncheckedSendable((nbBase, naBase))
+                // Chunks write disjoint entries of the two norm arrays.
+                Parallel.forEachChunk(count: dOut, minRowsPerChunk: 32) { _, range in
+                    for r in range {
+                        out.value.0[r] = rowNorm(weight + r * d, count: d)
+                        out.value.1[r] = rowNorm(after + r * d, count: d)
+                    }
+                }
             }
-            normBefore[r] = s0.squareRoot()
-            normAfter[r] = s1.squareRoot()
         }
         var normSum = 0.0
         var normMax = 0.0
@@ -115,40 +137,41 @@ public enum AdapterStatisticsComputation {
             normMax = max(normMax, dev)
             normCount += 1
         }
-        var angleSum = 0.0
-        var angleMax = 0.0
-        var angleCount = 0
-        before.withUnsafeBufferPointer { wb in
-            after.withUnsafeBufferPointer { wa in
-                guard let b0 = wb.baseAddress, let a0 = wa.baseAddress else { return }
-                for (i, j) in anglePairs where i != j && i >= 0 && j >= 0 && i < dOut && j < dOut {
-                    guard
-                        let old = angleDegrees(b0 + i * d, b0 + j * d, norms: normBefore[i], normBefore[j], count: d),
-                        let new = angleDegrees(a0 + i * d, a0 + j * d, norms: normAfter[i], normAfter[j], count: d)
-                    else { continue }
-                    let change = abs(new - old)
-                    angleSum += change
-                    angleMax = max(angleMax, change)
-                    angleCount += 1
+        // Sampled pairs in parallel chunks; changes land in `changes` by pair index (-1 for a
+        // skipped pair) and are summed in order, so the result does not depend on the chunking.
+        let valid = anglePairs.filter { $0.0 != $0.1 && $0.0 >= 0 && $0.1 >= 0 && $0.0 < dOut && $0.1 < dOut }
+        var changes = [Double](repeating: -1, count: valid.count)
+        changes.withUnsafeMutableBufferPointer { ch in
+            normBefore.withUnsafeBufferPointer { nb in
+                normAfter.withUnsafeBufferPointer { na in
+                    guard let chBase = ch.baseAddress, let nbBase = nb.baseAddress, let naBase = na.baseAddress else { return }
+                    let job = UncheckedSendable((chBase, nbBase, naBase))  // chunks write disjoint entries of `changes`
+                    Parallel.forEachChunk(count: valid.count, minRowsPerChunk: 16) { _, range in
+                        let (out, nb, na) = job.value
+                        for q in range {
+                            let (i, j) = valid[q]
+                            guard
+                                let old = angleDegrees(weight + i * d, weight + j * d, norms: nb[i], nb[j], count: d),
+                                let new = angleDegrees(after + i * d, after + j * d, norms: na[i], na[j], count: d)
+                            else { continue }
+                            out[q] = abs(new - old)
+                        }
+                    }
                 }
             }
         }
-
-        // Whole matrix: rows of Y = forward(I) are (Q e_m)^T, so Y = Q^T and Q^T Q = Y Y^T.
-        let identity = Tensor([d, d])
-        for m in 0..<d { identity[m * d + m] = 1 }
-        let qt = Tensor([d, d])
-        adapter.forward(y: qt.data, x: identity.data, rows: d, saveForBackward: false)
-        let gram = Tensor([d, d])
-        BLAS.gemm(c: gram.data, a: qt.data, b: qt.data, m: d, n: d, k: d, transB: true)
-        var gramDev = 0.0
-        for m in 0..<d {
-            for n in 0..<d {
-                let v = Double(gram[m * d + n]) - (m == n ? 1 : 0)
-                gramDev += v * v
-            }
+        var angleSum = 0.0
+        var angleMax = 0.0
+        var angleCount = 0
+        for change in changes where !(change < 0) {
+            angleSum += change
+            angleMax = max(angleMax, change)
+            angleCount += 1
         }
-        let matrixDrift = gramDev.squareRoot() / Double(d).squareRoot()
+
+        // Whole matrix, from the block structure (no dense Q).
+        let scaleD = scale.map { $0.map(Double.init) }
+        let matrixDrift = gramDeviationSquared(plan: plan, blocks: blocks, scale: scaleD).squareRoot() / Double(d).squareRoot()
 
         // Blocks.
         var stageSum = [Double](repeating: 0, count: plan.stageCount)

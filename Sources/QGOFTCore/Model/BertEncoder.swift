@@ -30,41 +30,51 @@ public final class BertLayer: @unchecked Sendable {
     public var linears: [AdaptedLinear] { [query, key, value, attentionOutput, intermediate, output] }
 }
 
-/// A padded batch of token ids, row-major [B, T], with its mask (1 real token, 0 padding) and labels.
+/// A packed batch: the real tokens of B sequences back to back, with no padding anywhere.
+/// ids [N], N = sum of the lengths L_b; sequence b is rows offsets[b] ..< offsets[b + 1] of every
+/// token-wise buffer (embeddings, linear layers, adapters, LayerNorm, GELU), and attention and
+/// pooling run per sequence on its true length. A batch of equal lengths L is the old padded
+/// B x L batch exactly.
 public struct TokenBatch: Sendable {
+    /// [N] token ids, sequence after sequence.
     public var ids: [Int32]
-    public var mask: [Float]
+    /// [B] sequence lengths.
+    public let lengths: [Int]
+    /// [B + 1] first row of every sequence, then N.
+    public let offsets: [Int]
     public var labels: [Int]
+    /// B.
     public let batch: Int
+    /// The longest length (at least 1): what the workspace and the attention scratch are sized by.
     public let seq: Int
 
-    /// Pads `sequences` to the longest one (dynamic padding) or to `padTo`.
-    public init(sequences: [[Int32]], labels: [Int], padTo: Int? = nil, padID: Int32 = 0) {
-        let T = padTo ?? (sequences.map(\.count).max() ?? 1)
-        self.batch = sequences.count
-        self.seq = max(T, 1)
-        var ids = [Int32](repeating: padID, count: batch * seq)
-        var mask = [Float](repeating: 0, count: batch * seq)
-        for (b, s) in sequences.enumerated() {
-            for (t, id) in s.prefix(seq).enumerated() {
-                ids[b * seq + t] = id
-                mask[b * seq + t] = 1
-            }
-        }
-        self.ids = ids
-        self.mask = mask
+    /// Packs `sequences`, each cut to its first `maxLength` tokens when given.
+    public init(sequences: [[Int32]], labels: [Int], maxLength: Int? = nil) {
+        let cut: [[Int32]] = sequences.map { s in maxLength.map { Array(s.prefix($0)) } ?? s }
+        batch = cut.count
+        lengths = cut.map { $0.count }
+        var off = [0]
+        off.reserveCapacity(batch + 1)
+        for l in lengths { off.append((off.last ?? 0) + l) }
+        offsets = off
+        seq = max(lengths.max() ?? 1, 1)
+        ids = cut.flatMap { $0 }
         self.labels = labels
     }
 
-    /// Number of real (unpadded) tokens.
-    public var realTokens: Int { Int(mask.reduce(0, +)) }
+    /// N: the number of (real) tokens.
+    public var tokens: Int { offsets[batch] }
+    /// Number of real tokens (the same as `tokens`: a packed batch has no others).
+    public var realTokens: Int { tokens }
 }
 
 /// The frozen BERT encoder (all-MiniLM-L6-v2 by default) with its forward and backward passes over
-/// padded batches. Activations live in an `EncoderWorkspace`; the encoder itself holds only weights.
+/// packed batches (`TokenBatch`): every token-wise operation runs on the [N, C] rows of the real
+/// tokens, attention per sequence. Activations live in an `EncoderWorkspace`; the encoder itself
+/// holds only weights.
 ///
 /// Forward of one layer (post-LN):
-///   q,k,v = Lin_q,k,v(h); ctx = Attention(q,k,v,mask); h1 = LN1(Lin_o(ctx) + h);
+///   q,k,v = Lin_q,k,v(h); ctx = Attention(q,k,v) per sequence; h1 = LN1(Lin_o(ctx) + h);
 ///   u = Lin_i(h1); out = LN2(Lin_out(GELU(u)) + h1)
 public final class BertEncoder: @unchecked Sendable {
     public let config: BertConfiguration
@@ -155,21 +165,21 @@ public final class BertEncoder: @unchecked Sendable {
 
     // MARK: forward
 
-    /// Runs the encoder over `batch`; the final hidden states [B*T, C] are in `ws.hidden`.
-    /// With `training`, every layer keeps what `backward` needs (and adapters their caches).
+    /// Runs the encoder over `batch`; the final hidden states [N, C] (N real tokens, packed) are
+    /// in `ws.hidden`. With `training`, every layer keeps what `backward` needs (and adapters
+    /// their caches).
     public func forward(_ batch: TokenBatch, workspace ws: EncoderWorkspace, training: Bool) {
-        let B = batch.batch, T = batch.seq, N = B * T
+        let B = batch.batch, T = batch.seq, N = batch.tokens
         let C = config.hiddenSize, F = config.intermediateSize
         let H = config.numAttentionHeads, hs = config.headSize
         precondition(T <= config.maxPositionEmbeddings, "sequence length \(T) exceeds max_position_embeddings")
-        ws.prepare(batch: B, seq: T)
+        ws.prepare(batch, heads: H)
         guard N > 0 else { return }
-        for i in 0..<N { ws.mask.data[i] = batch.mask[i] }
         batch.ids.withUnsafeBufferPointer { ids in
             guard let base = ids.baseAddress else { return }
             Embeddings.forward(sum: ws.sum.data, ids: base, word: wordEmbeddings.data,
                                position: positionEmbeddings.data, tokenType: tokenTypeEmbeddings.data,
-                               batch: B, seq: T, width: C)
+                               offsets: ws.offsets, batch: B, width: C)
         }
         LayerNorm.forward(out: ws.hidden.data, xhat: nil, rstd: nil, x: ws.sum.data,
                           gamma: embeddingLNGamma.data, beta: embeddingLNBeta.data,
@@ -183,30 +193,30 @@ public final class BertEncoder: @unchecked Sendable {
             layer.key.forward(y: c.k.data, x: h, rows: N, scratch: a, saveForBackward: training)
             layer.value.forward(y: c.v.data, x: h, rows: N, scratch: a, saveForBackward: training)
             SelfAttention.forward(ctx: ws.ctx.data, probs: c.probs.data, q: c.q.data, k: c.k.data, v: c.v.data,
-                                  mask: ws.mask.data, batch: B, seq: T, heads: H, headSize: hs)
+                                  offsets: ws.offsets, probsOffsets: ws.probsOffsets, batch: B, heads: H, headSize: hs)
             // h1 = LN1(Lin_o(ctx) + h)
             layer.attentionOutput.forward(y: ws.sum.data, x: ws.ctx.data, rows: N, scratch: a, saveForBackward: training)
-            addInPlace(ws.sum.data, h, N * C)
-            LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data,
+            LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data, residual: h,
                               gamma: layer.ln1Gamma.data, beta: layer.ln1Beta.data, rows: N, width: C, eps: eps)
             // u = Lin_i(h1); g = GELU(u)
             layer.intermediate.forward(y: c.u.data, x: ws.h1.data, rows: N, scratch: a, saveForBackward: training)
             GELU.forward(out: ws.gelu.data, x: c.u.data, count: N * F)
             // out = LN2(Lin_out(g) + h1)
             layer.output.forward(y: ws.sum.data, x: ws.gelu.data, rows: N, scratch: a, saveForBackward: training)
-            addInPlace(ws.sum.data, ws.h1.data, N * C)
-            LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data,
+            LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data, residual: ws.h1.data,
                               gamma: layer.ln2Gamma.data, beta: layer.ln2Beta.data, rows: N, width: C, eps: eps)
         }
     }
 
     // MARK: backward
 
-    /// Given dL/d(final hidden) in `ws.dHidden` [B*T, C], runs the layers backwards, accumulating
-    /// adapter gradients. The gradient into the embeddings is not formed (they are frozen) unless
-    /// `inputGradient` asks for dL/d(embedding LayerNorm output), left in `ws.dHidden` (tests use it).
-    public func backward(batch B: Int, seq T: Int, workspace ws: EncoderWorkspace, inputGradient: Bool = false) {
-        let N = B * T
+    /// Given dL/d(final hidden) in `ws.dHidden` [N, C] of the last `forward` (its batch is
+    /// remembered by the workspace), runs the layers backwards, accumulating adapter gradients.
+    /// The gradient into the embeddings is not formed (they are frozen) unless `inputGradient`
+    /// asks for dL/d(embedding LayerNorm output), left in `ws.dHidden` (tests use it).
+    public func backward(workspace ws: EncoderWorkspace, inputGradient: Bool = false) {
+        let B = ws.batch, T = ws.seq, N = ws.tokens
+        guard N > 0 else { return }
         let C = config.hiddenSize, F = config.intermediateSize
         let H = config.numAttentionHeads, hs = config.headSize
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
@@ -228,7 +238,8 @@ public final class BertEncoder: @unchecked Sendable {
             layer.attentionOutput.backward(dx: ws.dCtx.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
             SelfAttention.backward(dq: ws.dQ.data, dk: ws.dK.data, dv: ws.dV.data, dctx: ws.dCtx.data, probs: c.probs.data,
                                    q: c.q.data, k: c.k.data, v: c.v.data,
-                                   batch: B, seq: T, heads: H, headSize: hs)
+                                   offsets: ws.offsets, probsOffsets: ws.probsOffsets, scratch: ws.attentionScratch(batch: B, maxLength: T, heads: H),
+                                   batch: B, maxLength: T, heads: H, headSize: hs)
             // dh = Lin_q'(dq) + Lin_k'(dk) + Lin_v'(dv) + dS1; not needed below layer 0.
             let dh: UnsafeMutablePointer<Float>? = (l > 0 || inputGradient) ? ws.dHidden.data : nil
             if let dh { dh.update(from: ws.dSum.data, count: N * C) }
@@ -237,16 +248,12 @@ public final class BertEncoder: @unchecked Sendable {
             layer.value.backward(dx: dh, dy: ws.dV.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
         }
     }
-
-    @inline(__always)
-    private func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n { a[i] += b[i] }
-    }
 }
 
 /// Activation and gradient buffers for one encoder, sized once for the largest batch
-/// (maxBatch x maxSeq rows) and reshaped per batch. Per layer, exactly what backward needs:
-/// q, k, v [N,C]; probs [B,H,T,T]; xhat1, xhat2 [N,C]; rstd1, rstd2 [N]; u [N,F].
+/// (maxBatch sequences of at most maxSeq tokens: at most maxBatch x maxSeq rows) and used by
+/// packed batches of any shape that fits. Per layer, exactly what backward needs:
+/// q, k, v [N,C]; probs [sum_b H L_b^2]; xhat1, xhat2 [N,C]; rstd1, rstd2 [N]; u [N,F].
 public final class EncoderWorkspace: @unchecked Sendable {
     public final class LayerCache: @unchecked Sendable {
         let q, k, v, probs, xhat1, xhat2, rstd1, rstd2, u: Tensor
@@ -265,8 +272,17 @@ public final class EncoderWorkspace: @unchecked Sendable {
     /// Final hidden states [N, C] after `forward`; the input gradient buffer for `backward`.
     public let hidden: Tensor
     public let dHidden: Tensor
-    let mask, sum, ctx, h1, gelu, adapterOut, adapterGrad: Tensor
+    let sum, ctx, h1, gelu, adapterOut, adapterGrad: Tensor
     let dSum, dGelu, dH1, dCtx, dQ, dK, dV: Tensor
+    /// The last forward's batch: B, longest length, N, offsets [B + 1] and attention offsets [B + 1].
+    public private(set) var batch = 0
+    public private(set) var seq = 0
+    public private(set) var tokens = 0
+    let offsets: UnsafeMutablePointer<Int>
+    let probsOffsets: UnsafeMutablePointer<Int>
+    /// dS scratch of the attention backward (one maxSeq x maxSeq slice per chunk).
+    private var scratch: UnsafeMutablePointer<Float>
+    private var scratchCount: Int
 
     public init(config: BertConfiguration, maxBatch: Int, maxSeq: Int) {
         let rows = maxBatch * maxSeq
@@ -277,18 +293,47 @@ public final class EncoderWorkspace: @unchecked Sendable {
             LayerCache(rows: rows, C: C, F: F, attention: maxBatch * H * maxSeq * maxSeq)
         }
         hidden = Tensor([rows, C]); dHidden = Tensor([rows, C])
-        mask = Tensor([rows]); sum = Tensor([rows, C]); ctx = Tensor([rows, C]); h1 = Tensor([rows, C])
+        sum = Tensor([rows, C]); ctx = Tensor([rows, C]); h1 = Tensor([rows, C])
         gelu = Tensor([rows, F]); adapterOut = Tensor([rows, max(C, F)]); adapterGrad = Tensor([rows, max(C, F)])
         dSum = Tensor([rows, C]); dGelu = Tensor([rows, F]); dH1 = Tensor([rows, C]); dCtx = Tensor([rows, C])
         dQ = Tensor([rows, C]); dK = Tensor([rows, C]); dV = Tensor([rows, C])
+        offsets = .allocate(capacity: maxBatch + 1)
+        offsets.initialize(repeating: 0, count: maxBatch + 1)
+        probsOffsets = .allocate(capacity: maxBatch + 1)
+        probsOffsets.initialize(repeating: 0, count: maxBatch + 1)
+        scratchCount = SelfAttention.backwardScratchCount(batch: maxBatch, maxLength: maxSeq, heads: H)
+        scratch = .allocate(capacity: max(1, scratchCount))
     }
 
-    /// Checks that a batch fits.
-    func prepare(batch: Int, seq: Int) {
-        precondition(batch <= maxBatch && seq <= maxSeq,
-                     "batch \(batch)x\(seq) exceeds the workspace \(maxBatch)x\(maxSeq)")
+    deinit {
+        offsets.deallocate()
+        probsOffsets.deallocate()
+        scratch.deallocate()
     }
 
-    /// The mask of the last forward, [B*T].
-    public var maskPointer: UnsafePointer<Float> { UnsafePointer(mask.data) }
+    /// Checks that a batch fits and records its shape and offsets for this forward and its backward.
+    func prepare(_ b: TokenBatch, heads H: Int) {
+        precondition(b.batch <= maxBatch && b.seq <= maxSeq,
+                     "batch of \(b.batch) sequences of up to \(b.seq) tokens exceeds the workspace \(maxBatch)x\(maxSeq)")
+        precondition(b.offsets.count == b.batch + 1 && b.ids.count == b.tokens, "malformed packed batch")
+        batch = b.batch
+        seq = b.seq
+        tokens = b.tokens
+        for i in 0...b.batch { offsets[i] = b.offsets[i] }
+        SelfAttention.packedProbsOffsets(probsOffsets, offsets: offsets, batch: b.batch, heads: H)
+    }
+
+    /// The attention backward's scratch for this shape (grows only if the thread count grew since init).
+    func attentionScratch(batch B: Int, maxLength T: Int, heads H: Int) -> UnsafeMutablePointer<Float> {
+        let need = SelfAttention.backwardScratchCount(batch: B, maxLength: T, heads: H)
+        if need > scratchCount {
+            scratch.deallocate()
+            scratch = .allocate(capacity: need)
+            scratchCount = need
+        }
+        return scratch
+    }
+
+    /// Offsets [B + 1] of the last forward's sequences (row of the first token of each, then N).
+    public var offsetsPointer: UnsafePointer<Int> { UnsafePointer(offsets) }
 }

@@ -5,18 +5,25 @@ import Foundation
 public enum LayerNorm {
     /// out[N,C] = (x - mean(x)) * rstd * gamma + beta, rstd = 1 / sqrt(var(x) + eps), per row.
     /// When `xhat` and `rstd` are given, saves xhat[N,C] = (x - mean) * rstd and rstd[N] for backward.
-    /// `out` may alias `x`.
+    /// With `residual`, the LayerNorm is of the sum x + residual (post-LN BERT's LN(sublayer + h)),
+    /// written into `x` as it goes (the same floats as adding first), fused into the row pass.
+    /// `out` may alias `x`, not `residual`.
     public static func forward(
         out: UnsafeMutablePointer<Float>, xhat: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
-        x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
         rows: Int, width: Int, eps: Float
     ) {
         let C = width
-        let job = UncheckedSendable((out, xhat, rstd, x, gamma, beta))  // disjoint rows per chunk
+        let job = UncheckedSendable((out, xhat, rstd, x, residual, gamma, beta))  // disjoint rows per chunk
         Parallel.forEachChunk(count: rows, minRowsPerChunk: 16) { _, range in
-            let (out, xhat, rstd, x, gamma, beta) = job.value
+            let (out, xhat, rstd, x, residual, gamma, beta) = job.value
             for r in range {
                 let xr = x + r * C
+                if let residual {
+                    let rr = residual + r * C
+                    for c in 0..<C { xr[c] += rr[c] }
+                }
                 var sum: Double = 0
                 for c in 0..<C { sum += Double(xr[c]) }
                 let mean = sum / Double(C)

@@ -1,39 +1,36 @@
 /// Mean pooling over real tokens (sentence-transformers' `1_Pooling` with `pooling_mode_mean_tokens`),
-/// and the L2 normalisation that turns it into a sentence embedding.
+/// and the L2 normalisation that turns it into a sentence embedding. The batch is packed: sequence
+/// b is rows offsets[b] ..< offsets[b + 1] of h, all of them real tokens.
 public enum MeanPooling {
-    /// pooled[B,C] = sum_t mask[b,t] h[b,t,:] / max(sum_t mask[b,t], 1e-9).
+    /// pooled[B,C] = sum_{n in sequence b} h[n,:] / max(L_b, 1e-9), L_b = offsets[b + 1] - offsets[b]
+    /// (the padded form's sum_t mask[b,t] h[b,t,:] / max(sum_t mask[b,t], 1e-9)).
     public static func forward(
-        pooled: UnsafeMutablePointer<Float>, h: UnsafePointer<Float>, mask: UnsafePointer<Float>,
-        batch B: Int, seq T: Int, width C: Int
+        pooled: UnsafeMutablePointer<Float>, h: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+        batch B: Int, width C: Int
     ) {
         for b in 0..<B {
             let out = pooled + b * C
             out.update(repeating: 0, count: C)
-            var count: Float = 0
-            for t in 0..<T where mask[b * T + t] != 0 {
-                count += mask[b * T + t]
-                let row = h + (b * T + t) * C
+            for n in offsets[b]..<offsets[b + 1] {
+                let row = h + n * C
                 for c in 0..<C { out[c] += row[c] }
             }
-            let inv = 1 / max(count, 1e-9)
+            let inv = 1 / max(Float(offsets[b + 1] - offsets[b]), 1e-9)
             for c in 0..<C { out[c] *= inv }
         }
     }
 
-    /// Differentiates the mean: dh[b,t,:] = dpooled[b,:] * mask[b,t] / count_b (0 at padding).
+    /// Differentiates the mean: dh[n,:] = dpooled[b,:] / L_b for every row n of sequence b.
     public static func backward(
-        dh: UnsafeMutablePointer<Float>, dpooled: UnsafePointer<Float>, mask: UnsafePointer<Float>,
-        batch B: Int, seq T: Int, width C: Int
+        dh: UnsafeMutablePointer<Float>, dpooled: UnsafePointer<Float>, offsets: UnsafePointer<Int>,
+        batch B: Int, width C: Int
     ) {
         for b in 0..<B {
-            var count: Float = 0
-            for t in 0..<T { count += mask[b * T + t] }
-            let inv = 1 / max(count, 1e-9)
-            for t in 0..<T {
-                let row = dh + (b * T + t) * C
-                let w = mask[b * T + t] * inv
-                let src = dpooled + b * C
-                for c in 0..<C { row[c] = src[c] * w }
+            let inv = 1 / max(Float(offsets[b + 1] - offsets[b]), 1e-9)
+            let src = dpooled + b * C
+            for n in offsets[b]..<offsets[b + 1] {
+                let row = dh + n * C
+                for c in 0..<C { row[c] = src[c] * inv }
             }
         }
     }

@@ -65,7 +65,7 @@ public final class SequenceClassifier: @unchecked Sendable {
     /// Forward and backward of one batch: accumulates d(task + lambda * penalty)/d(trainable) into
     /// the parameters' grads (the caller zeroes them). Returns the task loss, penalty and hits.
     public func trainStep(_ batch: TokenBatch, lambda: Double) -> (taskLoss: Double, penalty: Double, correct: Int) {
-        let B = batch.batch, T = batch.seq, C = encoder.config.hiddenSize, K = head.classes
+        let B = batch.batch, C = encoder.config.hiddenSize, K = head.classes
         encoder.forward(batch, workspace: workspace, training: true)
         let (loss, correct) = headForward(batch)
         // logits = pooled W^T + b; loss = CE(logits)
@@ -73,9 +73,9 @@ public final class SequenceClassifier: @unchecked Sendable {
         Linear.backward(dx: dpooled.data, dweight: head.weight.grad.data, dbias: head.bias.grad.data,
                         dy: dlogits.data, x: pooled.data, weight: head.weight.value.data,
                         rows: B, inWidth: C, outWidth: K)
-        MeanPooling.backward(dh: workspace.dHidden.data, dpooled: dpooled.data, mask: workspace.maskPointer,
-                             batch: B, seq: T, width: C)
-        encoder.backward(batch: B, seq: T, workspace: workspace)
+        MeanPooling.backward(dh: workspace.dHidden.data, dpooled: dpooled.data, offsets: workspace.offsetsPointer,
+                             batch: B, width: C)
+        encoder.backward(workspace: workspace)
         let pen = penalty(gradientScale: lambda > 0 ? Float(lambda) : nil)
         return (loss, pen, correct)
     }
@@ -90,9 +90,9 @@ public final class SequenceClassifier: @unchecked Sendable {
     public func lastLogits(batch: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data, count: batch * head.classes)) }
 
     private func headForward(_ batch: TokenBatch) -> (Double, Int) {
-        let B = batch.batch, T = batch.seq, C = encoder.config.hiddenSize, K = head.classes
-        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, mask: workspace.maskPointer,
-                            batch: B, seq: T, width: C)
+        let B = batch.batch, C = encoder.config.hiddenSize, K = head.classes
+        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, offsets: workspace.offsetsPointer,
+                            batch: B, width: C)
         Linear.forward(y: logits.data, x: pooled.data, weight: head.weight.value.data, bias: head.bias.value.data,
                        rows: B, inWidth: C, outWidth: K)
         return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: batch.labels, batch: B, classes: K)
@@ -103,10 +103,10 @@ public final class SequenceClassifier: @unchecked Sendable {
 public enum SentenceEmbedding {
     /// Embeddings [B][C] and the norms before normalisation, for a batch (labels are ignored).
     public static func embed(_ batch: TokenBatch, encoder: BertEncoder, workspace: EncoderWorkspace) -> (embeddings: [[Float]], norms: [Float]) {
-        let B = batch.batch, T = batch.seq, C = encoder.config.hiddenSize
+        let B = batch.batch, C = encoder.config.hiddenSize
         encoder.forward(batch, workspace: workspace, training: false)
         let pooled = Tensor([B, C]), out = Tensor([B, C])
-        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, mask: workspace.maskPointer, batch: B, seq: T, width: C)
+        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, offsets: workspace.offsetsPointer, batch: B, width: C)
         let norms = MeanPooling.l2Normalize(out: out.data, x: pooled.data, rows: B, width: C)
         let flat = out.array
         return ((0..<B).map { Array(flat[($0 * C)..<($0 * C + C)]) }, norms)

@@ -1,6 +1,6 @@
 // Dimension legend used in every shape comment of the core library:
-//   B  batch size (sequences)          T  sequence length (padded, per batch)
-//   N  rows = B * T (tokens)           C  hidden width (384 for MiniLM-L6)
+//   B  batch size (sequences)          T  longest sequence length of the batch; L_b one's length
+//   N  rows = sum_b L_b (real tokens of a packed batch)   C  hidden width (384 for MiniLM-L6)
 //   H  attention heads                 hs head size = C / H
 //   F  intermediate width (4C)         V  vocabulary size
 //   K  number of labels (classes)      d  input width of an adapted linear layer
@@ -11,7 +11,7 @@
 /// A reference type on purpose: kernels write into buffers that the caller allocated once
 /// (outputs first in every signature), and nothing is copied behind anyone's back.
 /// `capacity` is fixed at allocation; `reshape` may change the shape within it, which is how
-/// activation buffers serve batches of different padded lengths without reallocating.
+/// activation buffers serve batches of different sizes without reallocating.
 public final class Tensor: @unchecked Sendable {
     /// Current shape; its product is `count` and never exceeds `capacity`.
     public private(set) var shape: [Int]

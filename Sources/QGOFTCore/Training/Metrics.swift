@@ -17,9 +17,9 @@ public struct StepRecord: Codable, Sendable, Equatable {
     public var lr: Double
     /// Global L2 norm of all trainable gradients (before any clipping).
     public var gradNorm: Double
-    /// Tokens (padded positions) per second of this step.
+    /// Real tokens per second of this step (batches are packed: no padding is computed).
     public var tokensPerSecond: Double
-    /// Padded tokens in the batch (B * T).
+    /// Real tokens in the batch (sum of the sequence lengths).
     public var tokens: Int
     /// Seconds since the run (or resume) started.
     public var elapsed: Double

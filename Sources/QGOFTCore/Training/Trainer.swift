@@ -368,7 +368,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         let rec = StepRecord(
             step: step, epoch: Double(step) / Double(stepsPerEpoch), loss: loss, taskLoss: task, penalty: pen,
             lambda: lambda, lr: lrNow, gradNorm: gradNorm,
-            tokensPerSecond: Double(batch.batch * batch.seq) / max(dt, 1e-9), tokens: batch.batch * batch.seq,
+            tokensPerSecond: Double(batch.tokens) / max(dt, 1e-9), tokens: batch.tokens,
             elapsed: elapsedBefore + Date().timeIntervalSince(startTime), skipped: !finite)
         appendStep(rec)
         if !finite {
@@ -458,8 +458,8 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     // MARK: evaluation and statistics
 
     /// Accuracy and mean loss over the validation set, in batches of `batchSize`. Sentences are
-    /// taken shortest first so that a batch pads little (each sentence's logits do not depend on
-    /// its batch mates: padding is masked), which halves the time of an evaluation.
+    /// taken shortest first. Batches are packed (no padding), and each sentence's logits do not
+    /// depend on its batch mates, so the order only fixes which sentences share a batch.
     public func evaluate() {
         let t0 = Date()
         var lossSum: Double = 0, correct = 0

@@ -35,9 +35,9 @@ public struct TokenizedSet: Sendable {
         return TokenizedSet(ids: ids, labels: examples.map(\.label), truncated: truncated)
     }
 
-    /// The batch of rows `indices`, padded to its longest sequence (or `padTo`).
-    public func batch(_ indices: ArraySlice<Int>, padTo: Int? = nil) -> TokenBatch {
-        TokenBatch(sequences: indices.map { ids[$0] }, labels: indices.map { labels[$0] }, padTo: padTo)
+    /// The packed batch of rows `indices` (real tokens only, no padding).
+    public func batch(_ indices: ArraySlice<Int>) -> TokenBatch {
+        TokenBatch(sequences: indices.map { ids[$0] }, labels: indices.map { labels[$0] })
     }
 
     /// The shuffled order of epoch `epoch` (0-based) for a run seeded with `seed`.
