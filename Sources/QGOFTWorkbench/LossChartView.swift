@@ -24,16 +24,26 @@ enum LossChartView {
         return out
     }
 
-    /// The x range shown: the newest `followWindow` steps, or the whole run.
-    static func xRange(_ ctx: FrameContext, lastStep: Int) -> (lo: Int, hi: Int) {
-        let v = ctx.view
-        if v.follow {
+    /// The x range shown. Following: the steps that exist, 0 ... `lastStep`, until they exceed
+    /// `window`, then the newest `window` steps (`lastStep - window ... lastStep`), so the curve
+    /// always fills the width. Whole run: 0 ... the run's planned length (or further, when the
+    /// run or a compared session went past it).
+    static func xRange(
+        follow: Bool, window: Int, lastStep: Int, totalSteps: Int, comparisonLastStep: Int? = nil
+    ) -> (lo: Int, hi: Int) {
+        if follow {
             let hi = max(lastStep, 1)
-            return (max(0, hi - v.followWindow), max(hi, v.followWindow))
+            return (max(0, hi - max(1, window)), hi)
         }
-        var hi = max(ctx.snapshot.run.totalSteps, lastStep, 1)
-        if let c = ctx.replay?.comparison?.last?.step { hi = max(hi, c) }
+        var hi = max(totalSteps, lastStep, 1)
+        if let c = comparisonLastStep { hi = max(hi, c) }
         return (0, hi)
+    }
+
+    static func xRange(_ ctx: FrameContext, lastStep: Int) -> (lo: Int, hi: Int) {
+        xRange(
+            follow: ctx.view.follow, window: ctx.view.followWindow, lastStep: lastStep,
+            totalSteps: ctx.snapshot.run.totalSteps, comparisonLastStep: ctx.replay?.comparison?.last?.step)
     }
 
     static func draw(_ ctx: FrameContext, in rect: Rect, grid: inout ScreenGrid) {
@@ -42,7 +52,12 @@ enum LossChartView {
         let steps = snap.steps.filter { !$0.skipped && $0.loss.isFinite }
         let smooth = smoothed(steps.map(\.loss))
         var titleRight = ctx.view.logScale ? "log" : "lin"
-        titleRight += ctx.view.follow ? " · last \(ctx.view.followWindow)" : " · whole run"
+        if ctx.view.follow {
+            let shown = steps.last?.step ?? snap.step
+            titleRight += shown > ctx.view.followWindow ? " · last \(ctx.view.followWindow)" : " · all so far"
+        } else {
+            titleRight += " · whole run"
+        }
         var title = "Loss"
         if let last = steps.last, let s = smooth.last {
             title += " \(Fmt.fit(last.loss, width: 6)) smooth \(Fmt.fit(s, width: 6))"
