@@ -130,6 +130,7 @@ public struct WorkbenchModel: Sendable {
     {
         if key == .resize { return KeyOutcome([.handled, .redraw, .resize]) }
         view.message = nil
+        view.messageAwaits = nil
         if view.showHelp {
             view.showHelp = false
             return .redraw
@@ -147,9 +148,16 @@ public struct WorkbenchModel: Sendable {
         return perform(action, snapshot: snapshot, catalog: catalog)
     }
 
-    /// Called at every frame: quits once a requested stop has reached a terminal state.
-    public func tick(snapshot: TrainerSnapshot) -> Reaction {
-        view.stopping && snapshot.state.isTerminal ? [.quit] : []
+    /// Called at every frame: quits once a requested stop has reached a terminal state; clears a
+    /// status message once the trainer has acknowledged it (`.redraw` then).
+    public mutating func tick(snapshot: TrainerSnapshot) -> Reaction {
+        if view.stopping && snapshot.state.isTerminal { return [.quit] }
+        if let wait = view.messageAwaits, wait.isAcknowledged(by: snapshot) {
+            view.message = nil
+            view.messageAwaits = nil
+            return [.redraw]
+        }
+        return []
     }
 
     private mutating func perform(_ action: Action, snapshot: TrainerSnapshot, catalog: ReplayCatalog?)
@@ -198,10 +206,12 @@ public struct WorkbenchModel: Sendable {
         case .snapshot:
             guard controllable else { return refuse() }
             view.message = "snapshot requested"
+            view.messageAwaits = Acknowledgement(kinds: [.snapshotSaved, .warning], afterEvents: snapshot.events.count)
             return KeyOutcome([.handled, .redraw], [.snapshot])
         case .evaluate:
             guard controllable else { return refuse() }
             view.message = "evaluation requested"
+            view.messageAwaits = Acknowledgement(kinds: [.evaluated, .warning], afterEvents: snapshot.events.count)
             return KeyOutcome([.handled, .redraw], [.evaluate])
         case .selectUp, .selectDown, .selectPageUp, .selectPageDown:
             let rows = LayerRows.tableOrder(snapshot, view)
