@@ -29,6 +29,7 @@ public enum Action: Sendable, Hashable {
     case selectUp, selectDown, selectPageUp, selectPageDown
     case openDetail, nextView, previousView, back
     case toggleLogScale, toggleFollow, sortNext, sortReverse
+    case smoothMore, smoothLess, zoomIn, zoomOut
     case help, quit
     case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
     case compare
@@ -102,6 +103,10 @@ public enum KeyBindings {
         KeyBinding([.escape], .back, both, "back to the overview; cancel a prompt"),
         KeyBinding([.char("l")], .toggleLogScale, both, "loss chart: linear / log scale", bar: "Log"),
         KeyBinding([.char("f")], .toggleFollow, both, "loss chart: follow newest steps / whole run", bar: "Follow"),
+        KeyBinding([.char("z")], .zoomIn, both, "loss chart: zoom in (half the steps; follows the newest)", bar: "Zoom"),
+        KeyBinding([.char("Z")], .zoomOut, both, "loss chart: zoom out (twice the steps)"),
+        KeyBinding([.char("}")], .smoothMore, both, "loss chart: smooth more (EMA weight up)"),
+        KeyBinding([.char("{")], .smoothLess, both, "loss chart: smooth less (EMA weight down, 0: off)"),
         KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
@@ -244,6 +249,22 @@ public struct WorkbenchModel: Sendable {
             return .redraw
         case .toggleFollow:
             view.follow.toggle()
+            return .redraw
+        case .smoothMore, .smoothLess:
+            view.smoothing = LossChartView.nextSmoothing(view.smoothing, up: action == .smoothMore)
+            view.message = "loss smoothing \(LossChartView.smoothingLabel(view.smoothing))"
+            return .redraw
+        case .zoomIn, .zoomOut:
+            let lastStep = snapshot.steps.last?.step ?? snapshot.step
+            let (w, changed) = LossChartView.zoomedWindow(
+                follow: view.follow, window: view.followWindow, lastStep: lastStep,
+                totalSteps: snapshot.run.totalSteps, zoomIn: action == .zoomIn)
+            if action == .zoomIn { view.follow = true }
+            view.followWindow = w
+            view.message =
+                changed
+                ? "loss chart: \(view.follow ? "last \(w) steps" : "whole run")"
+                : "loss chart: \(action == .zoomIn ? "fully zoomed in" : "shows every step")"
             return .redraw
         case .sortNext:
             let all = SortColumn.allCases

@@ -126,6 +126,8 @@ public struct ViewState: Sendable, Equatable {
     /// Follow the newest `followWindow` steps (true) or show the whole run.
     public var follow = true
     public var followWindow = 500
+    /// Weight of the loss chart's exponential moving average ("smooth"), TensorBoard's slider.
+    public var smoothing = LossChartView.smoothing
     public var prompt: Prompt?
     /// `q` was pressed while the trainer runs: waiting for y/n.
     public var confirmingQuit = false
