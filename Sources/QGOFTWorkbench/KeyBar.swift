@@ -60,7 +60,7 @@ enum HelpScreen {
             lines.append((b.keys.map(\.name).joined(separator: " "), b.help))
         }
         let notes = [
-            "Loss chart: ⠒ raw, smoothed (EMA 0.95), task loss, λ·penalty; ◆ validation accuracy (right axis).",
+            "Loss chart: ⠒ raw, smoothed (EMA \(LossChartView.smoothingLabel(ctx.view.smoothing))), task loss, λ·penalty; ◆ validation accuracy (right axis).",
             "x-axis marks: λ lambda changed, η lr changed, S snapshot saved" + (mode == .replay ? ", ▲ replay cursor." : "."),
             "Heatmap: mean block drift per stage; legend shows the ramp from 0 to the largest cell.",
             "Trend arrows: ↑ ↓ change of more than 1% since the previous statistics record.",

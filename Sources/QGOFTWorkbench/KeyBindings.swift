@@ -29,6 +29,7 @@ public enum Action: Sendable, Hashable {
     case selectUp, selectDown, selectPageUp, selectPageDown
     case openDetail, nextView, previousView, back
     case toggleLogScale, toggleFollow, sortNext, sortReverse
+    case smoothMore, smoothLess, zoomIn, zoomOut
     case help, quit
     case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
     case compare
@@ -102,6 +103,10 @@ public enum KeyBindings {
         KeyBinding([.escape], .back, both, "back to the overview; cancel a prompt"),
         KeyBinding([.char("l")], .toggleLogScale, both, "loss chart: linear / log scale", bar: "Log"),
         KeyBinding([.char("f")], .toggleFollow, both, "loss chart: follow newest steps / whole run", bar: "Follow"),
+        KeyBinding([.char("z")], .zoomIn, both, "loss chart: zoom in (half the steps; follows the newest)", bar: "Zoom"),
+        KeyBinding([.char("Z")], .zoomOut, both, "loss chart: zoom out (twice the steps)"),
+        KeyBinding([.char("}")], .smoothMore, both, "loss chart: smooth more (EMA weight up)"),
+        KeyBinding([.char("{")], .smoothLess, both, "loss chart: smooth less (EMA weight down, 0: off)"),
         KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
@@ -130,6 +135,7 @@ public struct WorkbenchModel: Sendable {
     {
         if key == .resize { return KeyOutcome([.handled, .redraw, .resize]) }
         view.message = nil
+        view.messageAwaits = nil
         if view.showHelp {
             view.showHelp = false
             return .redraw
@@ -147,9 +153,16 @@ public struct WorkbenchModel: Sendable {
         return perform(action, snapshot: snapshot, catalog: catalog)
     }
 
-    /// Called at every frame: quits once a requested stop has reached a terminal state.
-    public func tick(snapshot: TrainerSnapshot) -> Reaction {
-        view.stopping && snapshot.state.isTerminal ? [.quit] : []
+    /// Called at every frame: quits once a requested stop has reached a terminal state; clears a
+    /// status message once the trainer has acknowledged it (`.redraw` then).
+    public mutating func tick(snapshot: TrainerSnapshot) -> Reaction {
+        if view.stopping && snapshot.state.isTerminal { return [.quit] }
+        if let wait = view.messageAwaits, wait.isAcknowledged(by: snapshot) {
+            view.message = nil
+            view.messageAwaits = nil
+            return [.redraw]
+        }
+        return []
     }
 
     private mutating func perform(_ action: Action, snapshot: TrainerSnapshot, catalog: ReplayCatalog?)
@@ -198,10 +211,12 @@ public struct WorkbenchModel: Sendable {
         case .snapshot:
             guard controllable else { return refuse() }
             view.message = "snapshot requested"
+            view.messageAwaits = Acknowledgement(kinds: [.snapshotSaved, .warning], afterEvents: snapshot.events.count)
             return KeyOutcome([.handled, .redraw], [.snapshot])
         case .evaluate:
             guard controllable else { return refuse() }
             view.message = "evaluation requested"
+            view.messageAwaits = Acknowledgement(kinds: [.evaluated, .warning], afterEvents: snapshot.events.count)
             return KeyOutcome([.handled, .redraw], [.evaluate])
         case .selectUp, .selectDown, .selectPageUp, .selectPageDown:
             let rows = LayerRows.tableOrder(snapshot, view)
@@ -234,6 +249,22 @@ public struct WorkbenchModel: Sendable {
             return .redraw
         case .toggleFollow:
             view.follow.toggle()
+            return .redraw
+        case .smoothMore, .smoothLess:
+            view.smoothing = LossChartView.nextSmoothing(view.smoothing, up: action == .smoothMore)
+            view.message = "loss smoothing \(LossChartView.smoothingLabel(view.smoothing))"
+            return .redraw
+        case .zoomIn, .zoomOut:
+            let lastStep = snapshot.steps.last?.step ?? snapshot.step
+            let (w, changed) = LossChartView.zoomedWindow(
+                follow: view.follow, window: view.followWindow, lastStep: lastStep,
+                totalSteps: snapshot.run.totalSteps, zoomIn: action == .zoomIn)
+            if action == .zoomIn { view.follow = true }
+            view.followWindow = w
+            view.message =
+                changed
+                ? "loss chart: \(view.follow ? "last \(w) steps" : "whole run")"
+                : "loss chart: \(action == .zoomIn ? "fully zoomed in" : "shows every step")"
             return .redraw
         case .sortNext:
             let all = SortColumn.allCases

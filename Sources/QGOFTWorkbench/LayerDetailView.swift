@@ -32,6 +32,29 @@ enum LayerDetailView {
         return (c, e)
     }
 
+    /// The range a layer's histogram shows: from the lower edge of the first to the upper edge of
+    /// the last bin that is occupied in any of `histories` (the layer's statistics records so far),
+    /// so the empty tails of the fixed bins go, and the range only grows as the run goes on: the
+    /// histograms of one layer at different steps stay comparable. nil when nothing is counted.
+    static func fittedRange(_ histories: [(counts: [Int], edges: [Double])]) -> (lo: Double, hi: Double)? {
+        var lo = Double.infinity, hi = -Double.infinity
+        for (counts, edges) in histories where edges.count == counts.count + 1 {
+            guard let first = counts.firstIndex(where: { $0 > 0 }), let last = counts.lastIndex(where: { $0 > 0 })
+            else { continue }
+            lo = min(lo, edges[first])
+            hi = max(hi, edges[last + 1])
+        }
+        return lo < hi ? (lo, hi) : nil
+    }
+
+    /// The bins of `counts` / `edges` that overlap `range` (all of them when it is nil).
+    static func crop(_ counts: [Int], _ edges: [Double], to range: (lo: Double, hi: Double)?) -> ([Int], [Double]) {
+        guard let range, edges.count == counts.count + 1 else { return (counts, edges) }
+        let keep = counts.indices.filter { edges[$0 + 1] > range.lo && edges[$0] < range.hi }
+        guard let a = keep.first, let b = keep.last else { return ([], []) }
+        return (Array(counts[a...b]), Array(edges[a...(b + 1)]))
+    }
+
     /// Vertical bars of `values` (0 ... max) in `rect`, eighth-block resolution.
     static func bars(_ values: [Double], in rect: Rect, grid: inout ScreenGrid, style: Style) {
         let eighths: [Unicode.Scalar] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"]
@@ -48,12 +71,14 @@ enum LayerDetailView {
         }
     }
 
-    /// A horizontal histogram: one row per bin, `[lo, hi) ████ n`.
+    /// A horizontal histogram: one row per bin, `[lo, hi) ████ n`; `range` follows the title
+    /// where it fits (the bin labels show it too).
     static func histogram(
-        title: String, counts: [Int], edges: [Double], unit: String, in rect: Rect, grid: inout ScreenGrid,
-        theme: Theme
+        title: String, range: String = "", counts: [Int], edges: [Double], unit: String, in rect: Rect,
+        grid: inout ScreenGrid, theme: Theme
     ) {
-        grid.put(Fmt.cut(title, rect.width), at: 0, 0, in: rect, style: theme.label.bolded())
+        let tw = grid.put(Fmt.cut(title, rect.width), at: 0, 0, in: rect, style: theme.label.bolded())
+        if !range.isEmpty, tw + Fmt.width(range) <= rect.width { grid.put(range, at: 0, tw, in: rect, style: theme.dim) }
         let (c, e) = merge(counts, edges, rows: rect.height - 1)
         guard !c.isEmpty, e.count == c.count + 1 else {
             grid.put("no data", at: 1, 0, in: rect, style: theme.dim)
@@ -141,11 +166,20 @@ enum LayerDetailView {
         // Histograms side by side, then the drift history.
         let hist = Rect(row: body.row + r, col: body.col, height: min(histH, body.height - r - 1), width: body.width)
         let (hl, hr) = hist.splitLeft(body.width / 2)
+        // Bins fitted to what this layer's records so far hold (the same range for every step).
+        let records = ctx.snapshot.stats.compactMap { rec in rec.layers.first { $0.module == row.module }?.stats }
+        let normRange = fittedRange(records.map { ($0.columnNormHistogram, $0.columnNormEdges) })
+        let skewRange = fittedRange(records.map { ($0.skewHistogram, $0.skewEdges) })
+        let norms = crop(s.columnNormHistogram, s.columnNormEdges, to: normRange)
+        let skews = crop(s.skewHistogram, s.skewEdges, to: skewRange)
+        func span(_ r: (lo: Double, hi: Double)?, _ unit: String) -> String {
+            r.map { "  \(Fmt.fit($0.lo, width: 6))…\(Fmt.fit($0.hi, width: 6))\(unit)" } ?? ""
+        }
         histogram(
-            title: "block column norms |g1|, |g2|", counts: s.columnNormHistogram, edges: s.columnNormEdges, unit: "",
+            title: "block column norms |g1|, |g2|", range: span(normRange, ""), counts: norms.0, edges: norms.1, unit: "",
             in: hl.inset(rows: 0, cols: 0), grid: &grid, theme: theme)
         histogram(
-            title: "block skew φ = ∠(g1,g2) − 90°", counts: s.skewHistogram, edges: s.skewEdges, unit: "°",
+            title: "block skew φ = ∠(g1,g2) − 90°", range: span(skewRange, "°"), counts: skews.0, edges: skews.1, unit: "°",
             in: Rect(row: hr.row, col: hr.col + 2, height: hr.height, width: hr.width - 2), grid: &grid, theme: theme)
         r += hist.height
         if r < body.height {

@@ -21,13 +21,21 @@ enum LayerTableView {
         return [.normMean, .angleMean, .drift]
     }
 
+    /// The column header's first row: the quantity, over its avg / max columns (nil: none).
+    static func group(_ c: SortColumn) -> String? {
+        switch c {
+        case .normMean, .normMax: "norm"
+        case .angleMean, .angleMax: "angle°"
+        case .layer, .drift: nil
+        }
+    }
+
+    /// The column header's second row.
     static func header(_ c: SortColumn) -> String {
         switch c {
         case .layer: "layer"
-        case .normMean: "Δn avg"
-        case .normMax: "Δn max"
-        case .angleMean: "Δ° avg"
-        case .angleMax: "Δ° max"
+        case .normMean, .angleMean: "avg"
+        case .normMax, .angleMax: "max"
         case .drift: "drift"
         }
     }
@@ -36,7 +44,7 @@ enum LayerTableView {
         let theme = ctx.theme, view = ctx.view
         let rows = ctx.tableRows
         var statsStep = ctx.snapshot.stats.last.map { "stats @\($0.step)" } ?? "no stats yet"
-        let visible = max(0, rect.height - 2)
+        let visible = max(0, rect.height - 3)
         let selIndex = rows.firstIndex { $0.module == ctx.selectedRow?.module } ?? 0
         let top = scrollOffset(selected: selIndex, count: rows.count, visible: visible)
         if rows.count > visible, visible > 0 {
@@ -47,17 +55,20 @@ enum LayerTableView {
             &grid, rect, "Layers (\(rows.count)) sort: \(view.sortColumn.title) \(arrow)", right: statsStep,
             theme: theme)
         let body = Panel.body(rect)
-        guard body.height >= 2 else { return }
+        guard body.height >= 3 else { return }
         let cols = columns(width: body.width)
-        // Column header.
+        // Column header, two rows: the quantity (norm, angle°) over its avg / max columns.
         var c = grid.put(
-            Fmt.pad(" " + header(.layer) + (view.sortColumn == .layer ? arrow : ""), nameWidth), at: 0, 0, in: body,
+            Fmt.pad(" " + header(.layer) + (view.sortColumn == .layer ? arrow : ""), nameWidth), at: 1, 0, in: body,
             style: theme.label)
-        for col in cols {
+        for (i, col) in cols.enumerated() {
+            if let g = group(col), i == 0 || group(cols[i - 1]) != g {
+                grid.put(" " + g, at: 0, c, in: body, style: theme.label)
+            }
             let h = header(col) + (view.sortColumn == col ? arrow : "")
-            c += grid.put(" " + Fmt.pad(h, numberWidth + 1, right: false), at: 0, c, in: body, style: theme.label.bolded(view.sortColumn == col))
+            c += grid.put(" " + Fmt.pad(h, numberWidth + 1, right: false), at: 1, c, in: body, style: theme.label.bolded(view.sortColumn == col))
         }
-        let list = Rect(row: body.row + 1, col: body.col, height: body.height - 1, width: body.width)
+        let list = Rect(row: body.row + 2, col: body.col, height: body.height - 2, width: body.width)
         let selected = ctx.selectedRow?.module
         for r in 0..<min(list.height, rows.count - top) {
             let i = top + r

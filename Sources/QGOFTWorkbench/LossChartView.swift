@@ -9,6 +9,36 @@ enum LossChartView {
     /// Smoothing factor of the exponential moving average drawn as "smooth".
     static let smoothing = 0.95
 
+    /// The smoothing weights `{` / `}` step through (0: no smoothing).
+    static let smoothingSteps: [Double] = [0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
+
+    /// The next smoothing weight above (`up`) or below `current`; stays at the ends.
+    static func nextSmoothing(_ current: Double, up: Bool) -> Double {
+        if up { return smoothingSteps.first { $0 > current + 1e-12 } ?? smoothingSteps.last! }
+        return smoothingSteps.last { $0 < current - 1e-12 } ?? smoothingSteps.first!
+    }
+
+    static func smoothingLabel(_ w: Double) -> String { w == 0 ? "off" : Fmt.fit(w, width: 5) }
+
+    /// The smallest window `z` zooms in to.
+    static let minimumWindow = 10
+
+    /// The follow window after `z` (zoomIn) or `Z`: half or twice the steps shown now. Zooming in
+    /// from the whole run follows the newest half of what the whole run showed; zooming out stops
+    /// doubling once the window holds every step of the run. `changed` is false at either end.
+    static func zoomedWindow(follow: Bool, window: Int, lastStep: Int, totalSteps: Int, zoomIn: Bool)
+        -> (window: Int, changed: Bool)
+    {
+        let shown = follow ? min(window, max(lastStep, 1)) : max(totalSteps, lastStep, 1)
+        if zoomIn {
+            let w = max(minimumWindow, shown / 2)
+            return (w, w < shown || !follow)
+        }
+        let all = max(totalSteps, lastStep, minimumWindow)
+        guard follow, window < all else { return (window, false) }
+        return (min(all, max(window, shown) * 2), true)
+    }
+
     /// Bias-corrected exponential moving average of `values` (Adam-style debiasing).
     static func smoothed(_ values: [Double], beta: Double = smoothing) -> [Double] {
         var out: [Double] = []
@@ -24,30 +54,48 @@ enum LossChartView {
         return out
     }
 
-    /// The x range shown: the newest `followWindow` steps, or the whole run.
-    static func xRange(_ ctx: FrameContext, lastStep: Int) -> (lo: Int, hi: Int) {
-        let v = ctx.view
-        if v.follow {
+    /// The x range shown. Following: the steps that exist, 0 ... `lastStep`, until they exceed
+    /// `window`, then the newest `window` steps (`lastStep - window ... lastStep`), so the curve
+    /// always fills the width. Whole run: 0 ... the run's planned length (or further, when the
+    /// run or a compared session went past it).
+    static func xRange(
+        follow: Bool, window: Int, lastStep: Int, totalSteps: Int, comparisonLastStep: Int? = nil
+    ) -> (lo: Int, hi: Int) {
+        if follow {
             let hi = max(lastStep, 1)
-            return (max(0, hi - v.followWindow), max(hi, v.followWindow))
+            return (max(0, hi - max(1, window)), hi)
         }
-        var hi = max(ctx.snapshot.run.totalSteps, lastStep, 1)
-        if let c = ctx.replay?.comparison?.last?.step { hi = max(hi, c) }
+        var hi = max(totalSteps, lastStep, 1)
+        if let c = comparisonLastStep { hi = max(hi, c) }
         return (0, hi)
+    }
+
+    static func xRange(_ ctx: FrameContext, lastStep: Int) -> (lo: Int, hi: Int) {
+        xRange(
+            follow: ctx.view.follow, window: ctx.view.followWindow, lastStep: lastStep,
+            totalSteps: ctx.snapshot.run.totalSteps, comparisonLastStep: ctx.replay?.comparison?.last?.step)
     }
 
     static func draw(_ ctx: FrameContext, in rect: Rect, grid: inout ScreenGrid) {
         let theme = ctx.theme
         let snap = ctx.snapshot
         let steps = snap.steps.filter { !$0.skipped && $0.loss.isFinite }
-        let smooth = smoothed(steps.map(\.loss))
+        let smooth = smoothed(steps.map(\.loss), beta: ctx.view.smoothing)
         var titleRight = ctx.view.logScale ? "log" : "lin"
-        titleRight += ctx.view.follow ? " · last \(ctx.view.followWindow)" : " · whole run"
+        if ctx.view.follow {
+            let shown = steps.last?.step ?? snap.step
+            titleRight += shown > ctx.view.followWindow ? " · last \(ctx.view.followWindow)" : " · all so far"
+        } else {
+            titleRight += " · whole run"
+        }
         var title = "Loss"
         if let last = steps.last, let s = smooth.last {
             title += " \(Fmt.fit(last.loss, width: 6)) smooth \(Fmt.fit(s, width: 6))"
         }
         if let acc = snap.evals.last { title += " acc \(Fmt.percent(acc.valAccuracy))" }
+        // The smoothing weight where it fits (the panel drops a right part that does not).
+        let ema = " · ema \(smoothingLabel(ctx.view.smoothing))"
+        if Fmt.width(title) + Fmt.width(titleRight + ema) + 3 <= rect.width { titleRight += ema }
         Panel.title(&grid, rect, title, right: titleRight, theme: theme)
         let body = Panel.body(rect)
         guard body.height >= 5, body.width >= 20 else { return }
@@ -84,7 +132,7 @@ enum LossChartView {
         let visible = steps.indices.filter { steps[$0].step >= x0 && steps[$0].step <= x1 }
         let weighted = visible.map { steps[$0].lambda * steps[$0].penalty }
         let cmp = (ctx.replay?.comparison ?? []).filter { !$0.skipped && $0.loss.isFinite }
-        let cmpSmooth = smoothed(cmp.map(\.loss))
+        let cmpSmooth = smoothed(cmp.map(\.loss), beta: ctx.view.smoothing)
         let cmpVisible = cmp.indices.filter { cmp[$0].step >= x0 && cmp[$0].step <= x1 }
         var all = visible.map { steps[$0].loss } + visible.map { steps[$0].taskLoss } + weighted
         all += cmpVisible.map { cmpSmooth[$0] }

@@ -93,6 +93,26 @@ public struct Picker: Equatable, Sendable {
     }
 }
 
+/// The trainer's answer a status message waits for: an event of one of `kinds` published after
+/// the first `afterEvents` events (or the trainer ending).
+public struct Acknowledgement: Sendable, Equatable {
+    public var kinds: Set<TrainerEvent.Kind>
+    public var afterEvents: Int
+
+    public init(kinds: Set<TrainerEvent.Kind>, afterEvents: Int) {
+        self.kinds = kinds
+        self.afterEvents = afterEvents
+    }
+
+    /// True once `snapshot` holds the answer (a matching new event) or the trainer has ended.
+    public func isAcknowledged(by snapshot: TrainerSnapshot) -> Bool {
+        if snapshot.state.isTerminal { return true }
+        // Fewer events than before: the list was replaced (a restart); nothing to wait for.
+        guard snapshot.events.count >= afterEvents else { return true }
+        return snapshot.events[afterEvents...].contains { kinds.contains($0.kind) }
+    }
+}
+
 /// Everything about the screen that is not trainer data: selection, sorting, toggles, prompts.
 public struct ViewState: Sendable, Equatable {
     public var activeView: ActiveView = .overview
@@ -106,13 +126,18 @@ public struct ViewState: Sendable, Equatable {
     /// Follow the newest `followWindow` steps (true) or show the whole run.
     public var follow = true
     public var followWindow = 500
+    /// Weight of the loss chart's exponential moving average ("smooth"), TensorBoard's slider.
+    public var smoothing = LossChartView.smoothing
     public var prompt: Prompt?
     /// `q` was pressed while the trainer runs: waiting for y/n.
     public var confirmingQuit = false
     /// `.stop` was sent: the screen stays until the trainer's state is terminal.
     public var stopping = false
-    /// A one-line notice for the bottom line, cleared by the next key.
+    /// A one-line notice for the bottom line, cleared by the next key (or, with
+    /// `messageAwaits`, once the trainer has acknowledged what it announces).
     public var message: String?
+    /// What would make `message` out of date ("snapshot requested" until the snapshot is saved).
+    public var messageAwaits: Acknowledgement?
     public var picker: Picker?
 
     public init() {}

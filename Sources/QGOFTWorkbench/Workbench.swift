@@ -100,7 +100,9 @@ struct MainLoop {
             {
                 dirty = true
             }
-            if model.tick(snapshot: snap).contains(.quit) { return .quit }
+            let ticked = model.tick(snapshot: snap)
+            if ticked.contains(.quit) { return .quit }
+            if ticked.contains(.redraw) { dirty = true }
             if dirty {
                 let (rows, cols) = terminal.size
                 let ctx = FrameContext(
