@@ -43,7 +43,15 @@ final class ReliabilityEndToEndTests: ReleaseBinaryTestCase {
     }
 
     func testSecondSignalQuitsAtOnceByTheSignalWithoutExitTeardown() throws {
-        let (p, dir, err) = try start(quietArgs, name: "twice", untilStep: 2)
+        // Long steps (96 sentences of 64 tokens on one thread, seconds each): both signals land
+        // inside the step that follows step 2, while the first one's stop is still waiting for it.
+        let long = scratch.appendingPathComponent("long.csv")
+        let words = ["wonderful", "tedious", "film", "script", "moving", "flat", "cast", "ending"]
+        let rows = (0..<240).map { i in "\"" + (0..<70).map { words[($0 * 7 + i) % words.count] }.joined(separator: " ") + "\",\(i % 2)" }
+        try (["text,label"] + rows).joined(separator: "\n").write(to: long, atomically: true, encoding: .utf8)
+        let args = ["train", "--headless", "--data", long.path, "--max-steps", "20", "--batch-size", "96", "--max-len", "64",
+                    "--threads", "1", "--log-every", "100", "--sessions-dir", sessions.path]
+        let (p, dir, err) = try start(args, name: "twice", untilStep: 2)
         kill(p.processIdentifier, SIGINT)
         Thread.sleep(forTimeInterval: 0.3)
         kill(p.processIdentifier, SIGINT)
