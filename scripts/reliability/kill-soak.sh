@@ -12,7 +12,7 @@
 # non-zero on any mismatch. Needs the release binary (or $QGOFT) and the fetched model.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-kills=20 steps=60 seed=1 keep=0
+kills=20 steps=150 seed=1 keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --kills) kills=$2; shift 2 ;;

@@ -407,11 +407,9 @@ public enum DatasetLoader {
                     .badValue, file: file, line: line,
                     "column \(DatasetError.quote(column)): label \(DatasetError.quote(first)) is not in --label-map \(LabelMap.format(labelMap)) and is not an integer (labels not covered: \(shown)\(more)); add each one, e.g. --label-map \(LabelMap.format(labelMap)),\(DatasetError.clip(first, limit: 20))=N")
             }
-            let distinct = Array(Set(ints)).sorted()
-            var position: [Int: Int] = [:]
-            for (i, v) in distinct.enumerated() { position[v] = i }
+            let (distinct, idx) = sortedClasses(ints)
             names = distinct.map(String.init)
-            indices = ints.map { position[$0] ?? 0 }
+            indices = idx
         } else {
             // Integer-looking labels (JSON integers, digit strings) next to word labels: the
             // classic 0/1 + neg/pos mix-up. Refuse, showing both kinds.
@@ -446,11 +444,9 @@ public enum DatasetLoader {
             }
             if anyJSONInteger && !anyString {
                 let ints = labels.map { l -> Int in if case .integer(let v) = l { return v } else { return 0 } }
-                let distinct = Array(Set(ints)).sorted()
-                var position: [Int: Int] = [:]
-                for (i, v) in distinct.enumerated() { position[v] = i }
+                let (distinct, idx) = sortedClasses(ints)
                 names = distinct.map(String.init)
-                indices = ints.map { position[$0] ?? 0 }
+                indices = idx
             } else {
                 let strings = labels.map { l -> String in
                     switch l {
@@ -458,11 +454,7 @@ public enum DatasetLoader {
                     case .string(let s): return s
                     }
                 }
-                let distinct = Array(Set(strings)).sorted()
-                var position: [String: Int] = [:]
-                for (i, v) in distinct.enumerated() { position[v] = i }
-                names = distinct
-                indices = strings.map { position[$0] ?? 0 }
+                (names, indices) = sortedClasses(strings)
             }
         }
         if names.count < 2 {
@@ -471,5 +463,13 @@ public enum DatasetLoader {
                 "column \(DatasetError.quote(column)) has only \(names.count) class (\(DatasetError.list(names))) in \(labels.count) rows; a classifier needs at least 2 (check --label-column)")
         }
         return (names, indices)
+    }
+
+    /// The sorted distinct values (the classes) and, for each value, its class index.
+    private static func sortedClasses<T: Hashable & Comparable>(_ values: [T]) -> ([T], [Int]) {
+        let distinct = Array(Set(values)).sorted()
+        var position: [T: Int] = [:]
+        for (i, v) in distinct.enumerated() { position[v] = i }
+        return (distinct, values.map { position[$0] ?? 0 })
     }
 }
