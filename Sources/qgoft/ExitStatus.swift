@@ -109,7 +109,9 @@ final class SignalStopper: @unchecked Sendable {
         for sig in Self.signals {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            src.setEventHandler { [unowned self] in
+            // Held strongly (a cycle through the source, on purpose): a signal that comes after
+            // the owner let go, while the run is being closed, must still find this handler.
+            src.setEventHandler { [self] in
                 let now = Date()
                 guard let first = self.first else {
                     self.first = now
