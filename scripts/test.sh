@@ -40,4 +40,5 @@ bash scripts/reliability/faults.sh
 bash scripts/fuzz/run.sh --seconds 10
 
 # Every stage above stops the script on failure (set -e), so reaching here means all passed.
-echo "stages: 6 passed, 0 failed  (swift test, snapshot interop, report and TensorBoard, kill soak, faults, fuzzing)"
+echo "test.sh: swift test, snapshot interop, report and TensorBoard, kill soak, faults, fuzzing"
+echo "stages: 6 passed, 0 failed"
