@@ -86,6 +86,19 @@ enum SessionTestSupport {
         return w
     }
 
+    /// A finished tiny session with snapshots of steps 2, 3 (end of epoch) and 4, and its root.
+    static func finishedTinySession(_ test: XCTestCase) throws -> (SessionWriter, URL) {
+        let root = try scratch(test)
+        var c = tinyConfig(maxSteps: 4)
+        c.evalEvery = 0
+        let (trainer, classifier) = try tinyTrainer(c)
+        let w = try writer(root: root, trainer: trainer, classifier: classifier)
+        trainer.snapshotEvery = 2
+        trainer.runToCompletion()
+        w.close()
+        return (w, root)
+    }
+
     /// Bit patterns of a tensor.
     static func bits(_ t: Tensor) -> [UInt32] { t.array.map(\.bitPattern) }
 

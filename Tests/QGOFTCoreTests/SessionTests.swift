@@ -292,14 +292,7 @@ final class SessionTests: XCTestCase {
     }
 
     func testIncompleteOrCorruptSnapshotsAreSkippedWithAReason() throws {
-        let root = try S.scratch(self)
-        var c = S.tinyConfig(maxSteps: 4)
-        c.evalEvery = 0
-        let (trainer, classifier) = try S.tinyTrainer(c)
-        let w = try S.writer(root: root, trainer: trainer, classifier: classifier)
-        trainer.snapshotEvery = 2
-        trainer.runToCompletion()
-        w.close()
+        let (w, _) = try S.finishedTinySession(self)
         let snaps = w.snapshotsFolder
         // A temporary folder left by a killed writer, and a newest snapshot missing a file.
         try FileManager.default.createDirectory(at: snaps.appendingPathComponent(".step-9.partial-1-2"), withIntermediateDirectories: true)

@@ -7,18 +7,7 @@ import XCTest
 final class SessionValidationTests: XCTestCase {
     typealias S = SessionTestSupport
 
-    /// A finished tiny session with snapshots of steps 2, 3 (end of epoch) and 4.
-    func session() throws -> (SessionWriter, URL) {
-        let root = try S.scratch(self)
-        var c = S.tinyConfig(maxSteps: 4)
-        c.evalEvery = 0
-        let (trainer, classifier) = try S.tinyTrainer(c)
-        let w = try S.writer(root: root, trainer: trainer, classifier: classifier)
-        trainer.snapshotEvery = 2
-        trainer.runToCompletion()
-        w.close()
-        return (w, root)
-    }
+    func session() throws -> (SessionWriter, URL) { try S.finishedTinySession(self) }
 
     /// The tensors of a safetensors file, rewritten through `change`.
     static func rewrite(_ url: URL, _ change: (inout [(name: String, tensor: Tensor)]) -> Void) throws {
