@@ -92,13 +92,7 @@ struct TokenizerFiles {
     /// Reads `vocab.txt` as `tokenizers` `WordPiece::read_file` does: one token per line, the line
     /// number is the id, trailing whitespace (including "\r") is trimmed, a later duplicate wins.
     static func readVocabularyText(_ url: URL) throws -> [(token: String, id: Int32)] {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError(.malformed("cannot read: \(error.localizedDescription)"), file: url.path)
-        }
-        return try parseVocabularyText(data, file: url.path)
+        try parseVocabularyText(try bytes(of: url), file: url.path)
     }
 
     /// `readVocabularyText` on bytes already read; `file` names them in errors.
@@ -119,13 +113,14 @@ struct TokenizerFiles {
     }
 
     static func decodeJSON<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
+        try decodeJSON(type, data: try bytes(of: url), file: url.path)
+    }
+
+    /// The bytes of a tokenizer file; a read failure is a `TokenizerError` naming the file.
+    static func bytes(of url: URL) throws -> Data {
+        do { return try Data(contentsOf: url) } catch {
             throw TokenizerError(.malformed("cannot read: \(error.localizedDescription)"), file: url.path)
         }
-        return try decodeJSON(type, data: data, file: url.path)
     }
 
     /// `decodeJSON` on bytes already read; `file` names them in errors.
@@ -276,13 +271,7 @@ struct TokenizerJSON: Decodable {
     }
 
     static func read(_ url: URL) throws -> TokenizerJSON {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError(.malformed("cannot read: \(error.localizedDescription)"), file: url.path)
-        }
-        return try parse(data, file: url.path)
+        try parse(try TokenizerFiles.bytes(of: url), file: url.path)
     }
 
     /// `read` on bytes already read; `file` names them in errors.
