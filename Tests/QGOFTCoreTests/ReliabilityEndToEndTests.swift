@@ -43,17 +43,24 @@ final class ReliabilityEndToEndTests: ReleaseBinaryTestCase {
     }
 
     func testSecondSignalQuitsAtOnceByTheSignalWithoutExitTeardown() throws {
-        // Long steps (96 sentences of 64 tokens on one thread, seconds each): both signals land
-        // inside the step that follows step 2, while the first one's stop is still waiting for it.
+        // Long steps (96 sentences of 64 tokens on one thread, seconds each) and nothing else
+        // between them (no epoch end, evaluation or statistics, which end a stop sooner): the
+        // second signal lands inside the step whose end the first one's stop is waiting for.
         let long = scratch.appendingPathComponent("long.csv")
         let words = ["wonderful", "tedious", "film", "script", "moving", "flat", "cast", "ending"]
         let rows = (0..<240).map { i in "\"" + (0..<70).map { words[($0 * 7 + i) % words.count] }.joined(separator: " ") + "\",\(i % 2)" }
         try (["text,label"] + rows).joined(separator: "\n").write(to: long, atomically: true, encoding: .utf8)
-        let args = ["train", "--headless", "--data", long.path, "--max-steps", "20", "--batch-size", "96", "--max-len", "64",
-                    "--threads", "1", "--log-every", "100", "--sessions-dir", sessions.path]
-        let (p, dir, err) = try start(args, name: "twice", untilStep: 2)
+        let args = ["train", "--headless", "--data", long.path, "--epochs", "100", "--max-steps", "40", "--batch-size", "96",
+                    "--max-len", "64", "--eval-every", "1000", "--stats-every", "1000", "--threads", "1", "--log-every", "100",
+                    "--sessions-dir", sessions.path]
+        let (p, dir, err) = try start(args, name: "twice", untilStep: 1)
         kill(p.processIdentifier, SIGINT)
-        Thread.sleep(forTimeInterval: 0.3)
+        // The first signal has been taken (its line is out) before the second is sent.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !((try? String(contentsOf: err, encoding: .utf8)) ?? "").contains("SIGINT: stopping after this step") {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        Thread.sleep(forTimeInterval: 0.25)
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
         let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
