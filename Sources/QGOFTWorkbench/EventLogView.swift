@@ -21,13 +21,15 @@ enum EventLogView {
         case .finished: "done"
         case .stopped: "stop"
         case .failed: "FAIL"
+        case .commandApplied: "cmd"
+        case .commandRefused: "refuse"
         }
     }
 
     static func style(_ kind: TrainerEvent.Kind, _ theme: Theme) -> Style {
         switch kind {
         case .failed: theme.error
-        case .nanSkipped, .guardTripped, .warning: theme.warning
+        case .nanSkipped, .guardTripped, .warning, .commandRefused: theme.warning
         case .snapshotSaved, .evaluated, .finished: theme.good
         case .lambdaChanged, .lrChanged: theme.marker
         default: .plain

@@ -44,6 +44,9 @@ public struct FrameContext: Sendable {
     /// The selected row (the view's module, else the first in table order).
     let selectedRow: LayerRow?
 
+    /// Replay, attach (the snapshot comes from another process's session) or live.
+    var mode: WorkbenchMode { replay != nil ? .replay : snapshot.channel != nil ? .attach : .live }
+
     public init(snapshot: TrainerSnapshot, view: ViewState, theme: Theme, replay: ReplayInfo? = nil) {
         self.snapshot = snapshot
         self.view = view

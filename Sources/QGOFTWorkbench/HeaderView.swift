@@ -75,6 +75,7 @@ enum HeaderView {
         } else {
             f2.append(("ETA", snap.state.isTerminal ? "done" : Fmt.duration(eta(snap))))
         }
+        if let channel = snap.channel { f2.append(("attached", channel.readOnly ? "read-only" : "steering")) }
         c = Panel.fields(&grid, f2, row: 0, col: c, in: line1, theme: theme)
         if case .failed(let message) = snap.state, ctx.replay == nil {
             c += 2

@@ -1,3 +1,4 @@
+import Foundation
 import QGOFTCore
 
 /// The bottom line: the keys of the current mode (htop style), or whatever needs an answer:
@@ -18,7 +19,11 @@ enum KeyBar {
             return
         }
         if view.confirmingQuit {
-            grid.put("Stop training and quit? A final snapshot is written.  (y/n)", at: 0, 0, in: rect, style: theme.warning.bolded())
+            let question =
+                ctx.mode == .attach
+                ? "y: stop the run (it writes a final snapshot) · d: detach, leave it running · n: cancel"
+                : "Stop training and quit? A final snapshot is written.  (y/n)"
+            grid.put(question, at: 0, 0, in: rect, style: theme.warning.bolded())
             return
         }
         if view.stopping {
@@ -28,6 +33,8 @@ enum KeyBar {
         var c = 0
         if let m = view.message {
             c = grid.put(m + "  ", at: 0, 0, in: rect, style: theme.warning)
+        } else if let channel = ctx.snapshot.channel, let line = channelLine(channel) {
+            c = grid.put(line.text + "  ", at: 0, 0, in: rect, style: line.refused ? theme.error : theme.warning)
         } else if ctx.replay == nil {
             switch ctx.snapshot.state {
             case .failed(let message):
@@ -37,7 +44,7 @@ enum KeyBar {
             default: break
             }
         }
-        let mode: WorkbenchMode = ctx.replay == nil ? .live : .replay
+        let mode = ctx.mode
         for b in KeyBindings.table where b.modes.contains(mode) {
             guard let label = b.bar, let key = b.keys.first else { continue }
             let name = key == .left ? "←→" : key.name
@@ -46,14 +53,28 @@ enum KeyBar {
             c += grid.put(label + " ", at: 0, c, in: rect, style: theme.keyDesc)
         }
     }
+
+    /// Attached: the oldest command the run has not answered yet, else a refusal of the last
+    /// 20 seconds (nil: nothing to say).
+    static func channelLine(_ channel: ChannelStatus, now: Date = Date()) -> (text: String, refused: Bool)? {
+        if let p = channel.pending.first {
+            let waited = max(0, now.timeIntervalSince(p.sent))
+            let more = channel.pending.count > 1 ? " (+\(channel.pending.count - 1) more)" : ""
+            return ("pending: \(p.name), sent \(Fmt.duration(waited)) ago\(more)", false)
+        }
+        if let r = channel.lastRefusal, now.timeIntervalSince(r.time) < 20 {
+            return ("refused: \(r.name): \(r.reason)", true)
+        }
+        return nil
+    }
 }
 
 /// The full-screen list of every key of the current mode, generated from the binding table.
 enum HelpScreen {
     static func draw(_ ctx: FrameContext, in rect: Rect, grid: inout ScreenGrid) {
         let theme = ctx.theme
-        let mode: WorkbenchMode = ctx.replay == nil ? .live : .replay
-        Panel.title(&grid, rect, "qgoft workbench: keys (\(mode == .live ? "live" : "replay"))", right: "any key closes", theme: theme)
+        let mode = ctx.mode
+        Panel.title(&grid, rect, "qgoft workbench: keys (\(mode.name))", right: "any key closes", theme: theme)
         let body = Panel.body(rect).inset(rows: 1, cols: 2)
         var lines: [(String, String)] = []
         for b in KeyBindings.table where b.modes.contains(mode) {

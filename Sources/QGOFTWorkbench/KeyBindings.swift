@@ -15,9 +15,18 @@ public struct Reaction: OptionSet, Sendable, Hashable {
     public static let resize = Reaction(rawValue: 1 << 3)
 }
 
-/// Whether the workbench drives a live trainer or replays a saved session.
+/// Whether the workbench drives a live trainer, steers another process's run through its
+/// session folder (`qgoft attach`), or replays a saved session.
 public enum WorkbenchMode: Sendable, Hashable {
-    case live, replay
+    case live, attach, replay
+
+    public var name: String {
+        switch self {
+        case .live: "live"
+        case .attach: "attach"
+        case .replay: "replay"
+        }
+    }
 }
 
 /// Everything a key can do; one entry per line of the help screen.
@@ -71,8 +80,9 @@ public struct KeyOutcome: Sendable, Equatable {
 /// The single key-binding table (htop's `Action_setBindings`). The help screen and the key bar
 /// are generated from it.
 public enum KeyBindings {
-    private static let both: Set<WorkbenchMode> = [.live, .replay]
-    private static let live: Set<WorkbenchMode> = [.live]
+    private static let both: Set<WorkbenchMode> = [.live, .attach, .replay]
+    /// The modes that steer a run: a trainer of this process, or one attached to.
+    private static let live: Set<WorkbenchMode> = [.live, .attach]
     private static let replay: Set<WorkbenchMode> = [.replay]
 
     public static let table: [KeyBinding] = [
@@ -110,7 +120,7 @@ public enum KeyBindings {
         KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
-        KeyBinding([.char("q")], .quit, both, "quit (live: asks, stops the trainer, writes a final snapshot)", bar: "Quit"),
+        KeyBinding([.char("q")], .quit, both, "quit (live: asks, stops the trainer, writes a final snapshot; attach: stop the run or detach)", bar: "Quit"),
     ]
 
     /// The action bound to `key` in `mode`.
@@ -124,10 +134,18 @@ public enum KeyBindings {
 public struct WorkbenchModel: Sendable {
     public var view = ViewState()
     public var replay: ReplayState?
+    /// Steering another process's run through its session folder (`qgoft attach`).
+    public var attached = false
+    /// Attached for watching only: no commands are sent.
+    public var readOnly = false
 
-    public init(replay: ReplayState? = nil) { self.replay = replay }
+    public init(replay: ReplayState? = nil, attached: Bool = false, readOnly: Bool = false) {
+        self.replay = replay
+        self.attached = attached
+        self.readOnly = readOnly
+    }
 
-    public var mode: WorkbenchMode { replay == nil ? .live : .replay }
+    public var mode: WorkbenchMode { replay != nil ? .replay : attached ? .attach : .live }
 
     /// Handles one key against the snapshot on screen.
     public mutating func handle(_ key: Key, snapshot: TrainerSnapshot, catalog: ReplayCatalog? = nil)
@@ -169,10 +187,11 @@ public struct WorkbenchModel: Sendable {
         -> KeyOutcome
     {
         let state = snapshot.state
-        let controllable = mode == .live && !state.isTerminal && !view.stopping
+        let controllable = mode != .replay && !readOnly && !state.isTerminal && !view.stopping
         func refuse() -> KeyOutcome {
             view.message =
-                view.stopping ? "stopping: commands are off" : "trainer \(state.label.lowercased()): commands are off"
+                readOnly ? "attached read-only: commands are off"
+                : view.stopping ? "stopping: commands are off" : "trainer \(state.label.lowercased()): commands are off"
             return .redraw
         }
         switch action {
@@ -278,7 +297,7 @@ public struct WorkbenchModel: Sendable {
             view.showHelp = true
             return .redraw
         case .quit:
-            if mode == .replay || state.isTerminal { return KeyOutcome([.handled, .quit]) }
+            if mode == .replay || state.isTerminal || readOnly { return KeyOutcome([.handled, .quit]) }
             if view.stopping {
                 view.message = "waiting for the trainer to stop..."
                 return .redraw
@@ -393,6 +412,10 @@ public struct WorkbenchModel: Sendable {
             if snapshot.state.isTerminal { return KeyOutcome([.handled, .quit]) }
             view.stopping = true
             return KeyOutcome([.handled, .redraw], [.stop])
+        case .char("d"), .char("D") where mode == .attach:
+            // Detach: the run goes on without this screen.
+            view.confirmingQuit = false
+            return KeyOutcome([.handled, .quit])
         case .char("n"), .char("N"), .escape, .char("q"):
             view.confirmingQuit = false
             return .redraw

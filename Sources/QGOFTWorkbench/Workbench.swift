@@ -52,6 +52,23 @@ public enum Workbench {
         return exit
     }
 
+    /// Attach: the live screen over a run that another process writes (qgoft's trainer or a
+    /// PyTorch job), followed through its session folder; keys become lines of its
+    /// commands.jsonl (none when `run` is read-only). q asks whether to stop the run or to
+    /// detach; a signal detaches (the run goes on).
+    @discardableResult
+    public static func runAttach(run: AttachedRun, readOnly: Bool, options: WorkbenchOptions = WorkbenchOptions()) throws
+        -> WorkbenchExit
+    {
+        let terminal = try Terminal(requested: options.colorMode)
+        defer { terminal.restore() }
+        let signals = SignalGuard.install()
+        defer { signals.uninstall() }
+        var model = WorkbenchModel(attached: true, readOnly: readOnly)
+        return MainLoop(terminal: terminal, options: options).run(
+            model: &model, snapshot: { _ in run.latestSnapshot() }, send: run.send, catalog: nil, reload: { _ in })
+    }
+
     /// Replay: the same views over a saved session, with a timeline cursor (←/→, Shift or
     /// PgUp/PgDn, Home/End), `c` to overlay another session of `catalog`. A session that is still
     /// running is re-read through its `reload` about once a second.

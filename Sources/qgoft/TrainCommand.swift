@@ -250,6 +250,8 @@ struct TrainCommand: ParsableCommand {
             let withScreen = !(headless || isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0)
             trainer.onPause = onPause ?? (withScreen ? .wait : .stop)
             trainer.observer = writer  // weak: `writer` stays referenced until close below
+            // Steering from other processes (`qgoft attach`, scripts): the session's commands.jsonl.
+            trainer.commandSource = CommandChannelReader(session: writer.directory)
             let history = trainer.latestSnapshot()  // a resumed run's earlier records are not printed again
             // Installed before the trainer starts, so that no signal finds the default action.
             let stopper = withScreen ? nil : SignalStopper { _ in trainer.send(.stop) }

@@ -23,6 +23,7 @@ public enum SessionFormat {
     public static let sessionFile = "session.json"
     public static let metricsFile = "metrics.jsonl"
     public static let eventsFile = "events.jsonl"
+    public static let commandsFile = "commands.jsonl"
     public static let lockFile = "lock"
     public static let snapshotsFolder = "snapshots"
     /// Buffered metric lines are written out at least this often (events and status changes at once).

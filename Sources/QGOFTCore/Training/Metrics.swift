@@ -98,6 +98,8 @@ public struct TrainerEvent: Codable, Sendable, Equatable {
         case started, resumed, paused, unpaused, stepOnce, lambdaChanged, lrChanged
         case snapshotSaved, evaluationRequested, evaluated, nanSkipped, guardTripped
         case warning, stopRequested, finished, stopped, failed
+        /// Only as acknowledgements of commands.jsonl lines that have no event of their own.
+        case commandApplied, commandRefused
     }
     /// The step boundary at which it took effect (steps applied so far).
     public var step: Int
@@ -111,10 +113,12 @@ public struct TrainerEvent: Codable, Sendable, Equatable {
     public var to: Double?
     /// File or folder involved (snapshots).
     public var path: String?
+    /// Set when the event acknowledges a line of commands.jsonl.
+    public var command: CommandAck?
 
     public init(
         step: Int, time: Double = Date().timeIntervalSince1970, kind: Kind, message: String,
-        from: Double? = nil, to: Double? = nil, path: String? = nil
+        from: Double? = nil, to: Double? = nil, path: String? = nil, command: CommandAck? = nil
     ) {
         self.step = step
         self.time = time
@@ -123,6 +127,7 @@ public struct TrainerEvent: Codable, Sendable, Equatable {
         self.from = from
         self.to = to
         self.path = path
+        self.command = command
     }
 }
 
@@ -271,6 +276,9 @@ public struct TrainerSnapshot: Sendable {
     public var stopCause: StopCause?
     /// Once the run has ended: whether its final snapshot was written.
     public var finalSnapshotSaved: Bool?
+    /// Attached to another process's run (`AttachedRun`): the commands sent and not yet answered,
+    /// the last refusal. nil for a trainer of this process and for replays.
+    public var channel: ChannelStatus?
 
     public init(
         run: RunDescription, state: TrainerState, step: Int, lambda: Double, learningRate: Double,

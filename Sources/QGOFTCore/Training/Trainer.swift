@@ -86,6 +86,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     /// What guards, NaN/Inf steps and write failures do (see `PausePolicy`).
     public var onPause: PausePolicy = .wait
     public weak var observer: TrainerObserver?
+    /// Commands from outside the process (the session's commands.jsonl), read at every step
+    /// boundary and about 4 times a second while paused; each line is acknowledged by an event.
+    public var commandSource: CommandSource?
 
     private let optimizer: AdamW
     private let params: [(module: String, parameter: Parameter)]
@@ -106,7 +109,13 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     private var startTime = Date()
     private var elapsedBefore: Double = 0
     private var paused = false
+    /// A one-step command is waiting to run (its acknowledgement rides on the `stepOnce` event).
     private var stepOnce = false
+    private var stepOnceAck: CommandAck?
+    /// The acknowledgement of the channel's `stop`, given by the `stopRequested` event.
+    private var stopAck: CommandAck?
+    /// Why the command source could not be read last time (reported once until it reads again).
+    private var commandSourceError: String?
     private var stopRequested = false
     private var stopCause: StopCause?
     private var resumedFromStep: Int?
@@ -118,7 +127,12 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     // Published state (under `lock`).
     private let lock = NSCondition()
-    private var pending: [TrainerCommand] = []
+    /// A command waiting for the next step boundary; `ack` is set for a line of the channel.
+    private struct Queued {
+        var command: TrainerCommand
+        var ack: CommandAck?
+    }
+    private var pending: [Queued] = []
     private var published: TrainerSnapshot
     private var thread: Thread?
     private var done = false
@@ -172,7 +186,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     public func send(_ command: TrainerCommand) {
         lock.lock()
-        pending.append(command)
+        pending.append(Queued(command: command, ack: nil))
         lock.signal()
         lock.unlock()
     }
@@ -267,64 +281,141 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             if step >= schedule.totalSteps { break }
             if paused && !stepOnce {
                 lock.lock()
-                while pending.isEmpty { lock.wait() }
+                if commandSource == nil {
+                    while pending.isEmpty { lock.wait() }
+                } else if pending.isEmpty {
+                    // The channel is a file: look again in a quarter of a second.
+                    _ = lock.wait(until: Date().addingTimeInterval(0.25))
+                }
                 lock.unlock()
                 continue loop
             }
             let once = stepOnce
+            let onceAck = stepOnceAck
             stepOnce = false
+            stepOnceAck = nil
             trainOneStep()
-            if once { emit(.stepOnce, "ran one step while paused") }
+            if once { emit(.stepOnce, "ran one step while paused", command: onceAck?.applied()) }
         }
         finish(endState)
     }
 
-    /// Applies queued commands; returns false when the run must stop.
+    /// Moves the channel's new lines into `pending`; lines refused while parsing are answered here.
+    private func pollCommandSource() {
+        guard let source = commandSource else { return }
+        let inputs: [ChannelInput]
+        do {
+            inputs = try source.poll()
+            commandSourceError = nil
+        } catch {
+            let why = describe(error)
+            if commandSourceError != why {
+                commandSourceError = why
+                emit(.warning, "cannot read the command channel: \(why)")
+            }
+            return
+        }
+        var accepted: [Queued] = []
+        for input in inputs {
+            if let c = input.command {
+                accepted.append(Queued(command: c, ack: input.ack))
+            } else {
+                let what = input.ack.name.map { "\($0) refused" } ?? "command refused"
+                emit(.commandRefused, "\(what): \(input.ack.reason ?? "malformed")", command: input.ack)
+            }
+        }
+        guard !accepted.isEmpty else { return }
+        lock.lock()
+        pending.append(contentsOf: accepted)
+        lock.unlock()
+    }
+
+    /// Applies queued commands in order; returns false when the run must stop. A one-step command
+    /// ends the batch: what was queued after it waits for the boundary after that step.
     private func handleCommands() -> Bool {
+        pollCommandSource()
         lock.lock()
         let cmds = pending
         pending.removeAll()
         lock.unlock()
-        for c in cmds {
-            switch c {
+        for (i, q) in cmds.enumerated() {
+            let ack = q.ack
+            /// The acknowledgement for a command that has no event of its own.
+            func answer(_ kind: TrainerEvent.Kind, _ message: String, _ a: CommandAck?) {
+                if let a { emit(kind, message, command: a) }
+            }
+            /// A channel line is refused with `why`; the workbench's own command gets a warning.
+            func refuse(_ why: String, warning: String) {
+                if let ack {
+                    emit(.commandRefused, "\(ack.name ?? "command") refused: \(why)", command: ack.refused(why))
+                } else {
+                    emit(.warning, warning)
+                }
+            }
+            switch q.command {
             case .pause:
-                if !paused { pause(reason: "paused by user") }
+                if !paused {
+                    pause(reason: "paused by user", command: ack?.applied())
+                } else {
+                    answer(.commandApplied, "pause: already paused", ack?.applied("already paused"))
+                }
             case .resume:
                 if paused {
                     paused = false
-                    emit(.unpaused, "resumed by user")
+                    emit(.unpaused, "resumed by user", command: ack?.applied())
                     setState(.running)
+                } else {
+                    answer(.commandApplied, "resume: already running", ack?.applied("already running"))
                 }
             case .stepOnce:
-                if paused { stepOnce = true }
+                guard paused else {
+                    if ack != nil { refuse("the run is not paused", warning: "") }
+                    continue
+                }
+                stepOnce = true
+                stepOnceAck = ack
+                if i + 1 < cmds.count {
+                    lock.lock()
+                    pending.insert(contentsOf: cmds[(i + 1)...], at: 0)
+                    lock.unlock()
+                }
+                publishScalars()
+                return !stopRequested
             case .setLambda(let x):
                 guard x.isFinite, x >= 0 else {
-                    emit(.warning, "lambda \(x) refused: must be a non-negative number")
+                    refuse("lambda must be a non-negative number, not \(x)", warning: "lambda \(x) refused: must be a non-negative number")
                     continue
                 }
                 if config.method != .qgoft {
-                    emit(.warning, "lambda has no effect on \(config.method.rawValue) (strict rotations)")
+                    refuse("lambda is not used by \(config.method.rawValue) (strict rotations)",
+                           warning: "lambda has no effect on \(config.method.rawValue) (strict rotations)")
                     continue
                 }
                 let old = lambda
                 lambda = x
-                emit(.lambdaChanged, "lambda \(fmt(old)) -> \(fmt(x))", from: old, to: x)
+                emit(.lambdaChanged, "lambda \(fmt(old)) -> \(fmt(x))", from: old, to: x, command: ack?.applied())
             case .setLearningRate(let x):
                 guard x.isFinite, x > 0 else {
-                    emit(.warning, "learning rate \(x) refused: must be a positive number")
+                    refuse("the learning rate must be a positive number, not \(x)",
+                           warning: "learning rate \(x) refused: must be a positive number")
                     continue
                 }
                 let old = learningRate
                 headLearningRate *= x / old
                 learningRate = x
-                emit(.lrChanged, "learning rate \(fmt(old)) -> \(fmt(x))", from: old, to: x)
+                emit(.lrChanged, "learning rate \(fmt(old)) -> \(fmt(x))", from: old, to: x, command: ack?.applied())
             case .snapshot:
-                saveSnapshot(reason: "requested")
+                saveSnapshot(reason: "requested", ack: ack)
             case .evaluate:
-                emit(.evaluationRequested, "evaluation requested")
+                emit(.evaluationRequested, "evaluation requested", command: ack?.applied())
                 evaluate()
             case .stop:
-                if !stopRequested { stopCause = .user }
+                if stopRequested {
+                    answer(.commandApplied, "stop: already stopping", ack?.applied("already stopping"))
+                } else {
+                    stopCause = .user
+                    stopAck = ack?.applied()
+                }
                 stopRequested = true
             }
         }
@@ -400,7 +491,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         var state = endState
         if state == .stopped {
             switch stopCause ?? .user {
-            case .user: emit(.stopRequested, "stop requested at step \(step)")
+            case .user: emit(.stopRequested, "stop requested at step \(step)", command: stopAck)
             case .guardOrNonFinite(let why), .cannotSave(let why): emit(.stopRequested, "stopping at step \(step): \(why)")
             }
         }
@@ -429,9 +520,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         lock.unlock()
     }
 
-    private func pause(reason: String) {
+    private func pause(reason: String, command: CommandAck? = nil) {
         paused = true
-        emit(.paused, reason)
+        emit(.paused, reason, command: command)
         setState(.paused(reason: reason))
     }
 
@@ -450,9 +541,10 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     /// True when a stop is queued: long loops (evaluation) end early for it.
     private func stopPending() -> Bool {
+        pollCommandSource()
         lock.lock()
         defer { lock.unlock() }
-        return pending.contains(.stop)
+        return pending.contains { $0.command == .stop }
     }
 
     // MARK: evaluation and statistics
@@ -524,18 +616,26 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     /// Writes a snapshot through the observer; true when it was written (or there is no observer).
     @discardableResult
-    private func saveSnapshot(reason: String, kind: SnapshotKind = .named) -> Bool {
-        guard let observer else { return true }
+    private func saveSnapshot(reason: String, kind: SnapshotKind = .named, ack: CommandAck? = nil) -> Bool {
+        guard let observer else {
+            if let ack {
+                emit(.commandRefused, "snapshot refused: the run has no session to save into",
+                     command: ack.refused("the run has no session to save into"))
+            }
+            return true
+        }
         workSinceSnapshot = 0
         do {
             let t0 = Date()
             let path = try observer.saveSnapshot(checkpoint(), kind: kind)
             let ms = Date().timeIntervalSince(t0) * 1000
-            emit(.snapshotSaved, "snapshot (\(reason)) saved to \(path) in \(String(format: "%.0f", ms)) ms", path: path)
+            emit(.snapshotSaved, "snapshot (\(reason)) saved to \(path) in \(String(format: "%.0f", ms)) ms", path: path,
+                 command: ack?.applied())
             return true
         } catch {
             lastSaveError = describe(error)
-            emit(.warning, "snapshot at step \(step) could not be written: \(describe(error))")
+            let why = "snapshot at step \(step) could not be written: \(describe(error))"
+            emit(ack == nil ? .warning : .commandRefused, why, command: ack?.refused(why))
             if !stopRequested {
                 pauseOrStop(reason: "the snapshot at step \(step) could not be written (\(describe(error)))", cause: StopCause.cannotSave)
             }
@@ -574,8 +674,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         notify { try $0.stateChanged(s) }
     }
 
-    private func emit(_ kind: TrainerEvent.Kind, _ message: String, from: Double? = nil, to: Double? = nil, path: String? = nil) {
-        let e = TrainerEvent(step: step, kind: kind, message: message, from: from, to: to, path: path)
+    private func emit(_ kind: TrainerEvent.Kind, _ message: String, from: Double? = nil, to: Double? = nil, path: String? = nil,
+                      command: CommandAck? = nil) {
+        let e = TrainerEvent(step: step, kind: kind, message: message, from: from, to: to, path: path, command: command)
         lock.lock()
         published.events.append(e)
         published.version += 1
