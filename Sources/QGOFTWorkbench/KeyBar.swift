@@ -21,7 +21,7 @@ enum KeyBar {
         if view.confirmingQuit {
             let question =
                 ctx.mode == .attach
-                ? "y: stop the run (it writes a final snapshot) · d: detach, leave it running · n: cancel"
+                ? "y stops the run (final snapshot) · d detaches, the run goes on · n cancels"
                 : "Stop training and quit? A final snapshot is written.  (y/n)"
             grid.put(question, at: 0, 0, in: rect, style: theme.warning.bolded())
             return
@@ -58,9 +58,8 @@ enum KeyBar {
     /// 20 seconds (nil: nothing to say).
     static func channelLine(_ channel: ChannelStatus, now: Date = Date()) -> (text: String, refused: Bool)? {
         if let p = channel.pending.first {
-            let waited = max(0, now.timeIntervalSince(p.sent))
             let more = channel.pending.count > 1 ? " (+\(channel.pending.count - 1) more)" : ""
-            return ("pending: \(p.name), sent \(Fmt.duration(waited)) ago\(more)", false)
+            return ("pending: \(p.name)\(more), answered at the run's next step boundary", false)
         }
         if let r = channel.lastRefusal, now.timeIntervalSince(r.time) < 20 {
             return ("refused: \(r.name): \(r.reason)", true)

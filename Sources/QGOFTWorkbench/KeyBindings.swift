@@ -120,7 +120,7 @@ public enum KeyBindings {
         KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
-        KeyBinding([.char("q")], .quit, both, "quit (live: asks, stops the trainer, writes a final snapshot; attach: stop the run or detach)", bar: "Quit"),
+        KeyBinding([.char("q")], .quit, both, "quit (live: asks, then stops the run with a final snapshot; attach: stop or detach)", bar: "Quit"),
     ]
 
     /// The action bound to `key` in `mode`.
@@ -412,7 +412,7 @@ public struct WorkbenchModel: Sendable {
             if snapshot.state.isTerminal { return KeyOutcome([.handled, .quit]) }
             view.stopping = true
             return KeyOutcome([.handled, .redraw], [.stop])
-        case .char("d"), .char("D") where mode == .attach:
+        case .char("d") where mode == .attach, .char("D") where mode == .attach:
             // Detach: the run goes on without this screen.
             view.confirmingQuit = false
             return KeyOutcome([.handled, .quit])

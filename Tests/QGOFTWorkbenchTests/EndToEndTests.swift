@@ -42,15 +42,15 @@ final class EndToEndTests: XCTestCase {
         return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     }
 
-    func screen() throws -> String { try run(["capture-pane", "-p", "-t", "e2e"]) }
+    func screen(_ target: String = "e2e") throws -> String { try run(["capture-pane", "-p", "-t", target]) }
 
     /// Waits until `condition` holds on the screen (polling), or fails with the last screen.
     @discardableResult
-    func waitFor(_ what: String, timeout: TimeInterval = 120, _ condition: (String) -> Bool) throws -> String {
+    func waitFor(_ what: String, timeout: TimeInterval = 120, on target: String = "e2e", _ condition: (String) -> Bool) throws -> String {
         let end = Date().addingTimeInterval(timeout)
         var last = ""
         while Date() < end {
-            last = try screen()
+            last = try screen(target)
             if condition(last) { return last }
             usleep(200_000)
         }
@@ -121,5 +121,112 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(alternate, "0", "the terminal was left in the alternate screen")
         let after = try screen()
         XCTAssertTrue(after.contains("STOPPED") || after.contains("stopped"), "summary after exit:\n\(after)")
+    }
+
+    /// `qgoft attach` over a headless run of another process: Space pauses it (the step counter
+    /// stops, the pause is acknowledged in events.jsonl), `+` doubles lambda and `]` the learning
+    /// rate from the same step, `s` writes a snapshot, Space resumes; `q` `d` detaches and the
+    /// run goes on; a read-only attach sends nothing; `q` `y` stops the run (exit status 4).
+    func testAttachSteersAHeadlessRunOfAnotherProcess() throws {
+        let bin = Self.repo.appendingPathComponent(".build/release/qgoft")
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: bin.path), "release binary \(bin.path)")
+        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tmux), "tmux")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qgoft-e2e-attach-\(getpid())")
+        try? FileManager.default.removeItem(at: tmp)
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let sessions = tmp.appendingPathComponent("sessions")
+        let data = Self.repo.appendingPathComponent("Tests/Fixtures/e2e/tiny.csv").path
+        let exitFile = tmp.appendingPathComponent("exit").path
+        // The trainer: headless, in a tmux session of its own (as under nohup: no screen).
+        let train = "QGOFT_SESSIONS='\(sessions.path)' '\(bin.path)' train --headless --data '\(data)' --epochs 100 --max-steps 4000 --warmup-frac 0 "
+            + "--batch-size 4 --max-len 24 --eval-every 1000 --stats-every 5 --log-every 1000 > '\(tmp.path)/train.log' 2>&1; echo $? > '\(exitFile)'"
+        try run(["new-session", "-d", "-s", "train", "-x", "100", "-y", "10", train], detached: true)
+        defer { _ = try? run(["kill-server"]) }
+        var sessionDir: URL?
+        let found = Date().addingTimeInterval(60)
+        while sessionDir == nil, Date() < found {
+            sessionDir = (try? FileManager.default.contentsOfDirectory(at: sessions, includingPropertiesForKeys: nil))?
+                .first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("session.json").path) }
+            usleep(200_000)
+        }
+        let dir = try XCTUnwrap(sessionDir, "no session folder appeared")
+        let id = dir.lastPathComponent
+        func events() -> String { (try? String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8)) ?? "" }
+        let attach = "QGOFT_SESSIONS='\(sessions.path)' '\(bin.path)' attach \(id); echo detached-$? ; sleep 60"
+        try run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", attach], detached: true)
+        try waitFor("the attached screen") { $0.contains("RUNNING") && $0.contains("steering") && (Self.step($0) ?? 0) >= 3 }
+
+        // Space: the other process pauses; its step counter stops; the pause is acknowledged.
+        try run(["send-keys", "-t", "e2e", "Space"])
+        let paused = try waitFor("PAUSED") { $0.contains("PAUSED") }
+        let a = try XCTUnwrap(Self.step(paused))
+        usleep(1_500_000)
+        XCTAssertEqual(Self.step(try screen()), a, "the step counter moved while paused")
+        XCTAssertTrue(events().contains(#""name":"pause","status":"applied""#), "events.jsonl:\n\(events())")
+
+        // + doubles lambda, ] doubles the learning rate, at the same (paused) step.
+        try run(["send-keys", "-t", "e2e", "+"])
+        try waitFor("lambda doubled") { _ in events().contains(#""name":"set_lambda","status":"applied""#) }
+        try run(["send-keys", "-t", "e2e", "]"])
+        try waitFor("lr doubled") { _ in events().contains(#""name":"set_lr","status":"applied""#) }
+        XCTAssertTrue(events().contains("0.0001 -> 0.0002"), "events.jsonl:\n\(events())")
+
+        // s: a complete snapshot of the paused step.
+        try run(["send-keys", "-t", "e2e", "s"])
+        try waitFor("snapshot saved") { _ in events().contains(#""name":"snapshot","status":"applied""#) }
+        let snapshot = dir.appendingPathComponent("snapshots/step-\(a)")
+        for f in ["adapter_config.json", "adapter_model.safetensors", "trainer_state.json", "optimizer.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: snapshot.appendingPathComponent(f).path), f)
+        }
+
+        // Space resumes; the steps after it ran at twice the learning rate (of the schedule).
+        try run(["send-keys", "-t", "e2e", "Space"])
+        try waitFor("running again") { $0.contains("RUNNING") && (Self.step($0) ?? 0) >= a + 3 }
+        let metrics = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        func lr(at step: Int) -> Double? {
+            for line in metrics.split(separator: "\n") where line.contains(#""type":"step""#) && line.contains("\"step\":\(step),") {
+                if let r = line.range(of: #""lr":([0-9.e+-]+)"#, options: .regularExpression) {
+                    return Double(line[r].dropFirst(5))
+                }
+            }
+            return nil
+        }
+        let before = try XCTUnwrap(lr(at: a)), after = try XCTUnwrap(lr(at: a + 2))
+        XCTAssertEqual(after / before, 2, accuracy: 0.05, "lr at step \(a): \(before), at \(a + 2): \(after)")
+
+        // q d: detach; the run goes on.
+        try run(["send-keys", "-t", "e2e", "q"])
+        try waitFor("the stop-or-detach question") { $0.contains("d detaches") }
+        try run(["send-keys", "-t", "e2e", "d"])
+        try waitFor("detached") { $0.contains("detached-0") }
+        let stepAtDetach = try XCTUnwrap(Self.step(try screen()) ?? a)
+        usleep(1_000_000)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: exitFile), "detaching stopped the run")
+
+        // Read-only: keys send nothing.
+        _ = try run(["kill-session", "-t", "e2e"])
+        let watch = "QGOFT_SESSIONS='\(sessions.path)' '\(bin.path)' attach \(id) --read-only; sleep 60"
+        try run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", watch], detached: true)
+        try waitFor("the read-only screen") { $0.contains("read-only") && (Self.step($0) ?? 0) > stepAtDetach }
+        let linesBefore = (try? String(contentsOf: dir.appendingPathComponent("commands.jsonl"), encoding: .utf8))?.count ?? 0
+        try run(["send-keys", "-t", "e2e", "Space"])
+        try waitFor("the read-only notice") { $0.contains("attached read-only: commands are off") }
+        let linesAfter = (try? String(contentsOf: dir.appendingPathComponent("commands.jsonl"), encoding: .utf8))?.count ?? 0
+        XCTAssertEqual(linesAfter, linesBefore, "a read-only attach wrote to commands.jsonl")
+
+        // A steering attach again: q y stops the run; its process exits with 4 (stopped by the user).
+        _ = try run(["kill-session", "-t", "e2e"])
+        try run(["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", attach], detached: true)
+        try waitFor("attached again") { $0.contains("steering") }
+        try run(["send-keys", "-t", "e2e", "q"])
+        try waitFor("the stop-or-detach question") { $0.contains("y stops the run") }
+        try run(["send-keys", "-t", "e2e", "y"])
+        let end = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: exitFile), Date() < end { usleep(200_000) }
+        let status = try String(contentsOfFile: exitFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(status, "4", "train.log:\n\((try? String(contentsOfFile: tmp.path + "/train.log", encoding: .utf8)) ?? "")")
+        try waitFor("the attached screen to end") { $0.contains("detached-0") }
+        XCTAssertTrue(events().contains(#""name":"stop","status":"applied""#), "events.jsonl:\n\(events())")
     }
 }

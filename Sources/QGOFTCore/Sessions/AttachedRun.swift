@@ -7,12 +7,24 @@ public struct ChannelStatus: Sendable, Equatable {
         public var id: String
         public var name: String
         public var sent: Date
+
+        public init(id: String, name: String, sent: Date) {
+            self.id = id
+            self.name = name
+            self.sent = sent
+        }
     }
     /// A command the run refused (or that could not be written).
     public struct Refusal: Sendable, Equatable {
         public var name: String
         public var reason: String
         public var time: Date
+
+        public init(name: String, reason: String, time: Date) {
+            self.name = name
+            self.reason = reason
+            self.time = time
+        }
     }
     public var pending: [Pending] = []
     /// The newest refusal of a command sent from here.
@@ -130,18 +142,16 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
             snapshot.state = state
             changed = true
         }
-        if let last = snapshot.steps.last {
-            snapshot.step = max(last.step, snapshot.step)
-            // Changes that took effect after the last logged step show at once.
-            var lambda = last.lambda, lr = last.lr
-            for e in snapshot.events.reversed() where e.step >= last.step {
-                if e.kind == .lambdaChanged, let to = e.to { lambda = to; break }
-            }
-            for e in snapshot.events.reversed() where e.step >= last.step {
-                if e.kind == .lrChanged, let to = e.to { lr = to; break }
-            }
+        if let last = snapshot.steps.last { snapshot.step = max(last.step, snapshot.step) }
+        // The peak rates in force, as a trainer publishes them: the configuration's, then the
+        // newest change (the keys double and halve these).
+        let config = info.configuration
+        let lambda = snapshot.events.last { $0.kind == .lambdaChanged }?.to ?? (config.method == .qgoft ? config.lambda : 0)
+        let lr = snapshot.events.last { $0.kind == .lrChanged }?.to ?? config.learningRate
+        if lambda != snapshot.lambda || lr != snapshot.learningRate {
             snapshot.lambda = lambda
             snapshot.learningRate = lr
+            changed = true
         }
         if changed { snapshot.version += 1 }
     }

@@ -127,9 +127,10 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     // Published state (under `lock`).
     private let lock = NSCondition()
-    /// A command waiting for the next step boundary; `ack` is set for a line of the channel.
+    /// A command waiting for the next step boundary; `ack` is set for a line of the channel. A
+    /// line refused while it was read has no command: it is answered in its turn.
     private struct Queued {
-        var command: TrainerCommand
+        var command: TrainerCommand?
         var ack: CommandAck?
     }
     private var pending: [Queued] = []
@@ -315,18 +316,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             }
             return
         }
-        var accepted: [Queued] = []
-        for input in inputs {
-            if let c = input.command {
-                accepted.append(Queued(command: c, ack: input.ack))
-            } else {
-                let what = input.ack.name.map { "\($0) refused" } ?? "command refused"
-                emit(.commandRefused, "\(what): \(input.ack.reason ?? "malformed")", command: input.ack)
-            }
-        }
-        guard !accepted.isEmpty else { return }
+        guard !inputs.isEmpty else { return }
         lock.lock()
-        pending.append(contentsOf: accepted)
+        pending.append(contentsOf: inputs.map { Queued(command: $0.command, ack: $0.ack) })
         lock.unlock()
     }
 
@@ -352,7 +344,14 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                     emit(.warning, warning)
                 }
             }
-            switch q.command {
+            guard let command = q.command else {
+                if let ack {
+                    let what = ack.name.map { "\($0) refused" } ?? "command refused"
+                    emit(.commandRefused, "\(what): \(ack.reason ?? "malformed")", command: ack)
+                }
+                continue
+            }
+            switch command {
             case .pause:
                 if !paused {
                     pause(reason: "paused by user", command: ack?.applied())
