@@ -26,7 +26,7 @@ public struct ReplayInfo: Sendable {
     public init(_ r: ReplayState) {
         self.init(
             cursor: r.cursor, firstStep: r.steps.first ?? 0, lastStep: r.steps.last ?? 0,
-            status: r.session.status, comparison: r.comparison?.stepRecords, comparisonID: r.comparisonID)
+            status: r.session.status, comparison: r.comparisonSteps, comparisonID: r.comparisonID)
     }
 }
 

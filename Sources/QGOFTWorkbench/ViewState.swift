@@ -94,7 +94,7 @@ public struct Picker: Equatable, Sendable {
 }
 
 /// The trainer's answer a status message waits for: an event of one of `kinds` published after
-/// the first `afterEvents` events (or the trainer ending).
+/// the first `afterEvents` events ever published (`eventHistory.total`), or the trainer ending.
 public struct Acknowledgement: Sendable, Equatable {
     public var kinds: Set<TrainerEvent.Kind>
     public var afterEvents: Int
@@ -108,8 +108,8 @@ public struct Acknowledgement: Sendable, Equatable {
     public func isAcknowledged(by snapshot: TrainerSnapshot) -> Bool {
         if snapshot.state.isTerminal { return true }
         // Fewer events than before: the list was replaced (a restart); nothing to wait for.
-        guard snapshot.events.count >= afterEvents else { return true }
-        return snapshot.events[afterEvents...].contains { kinds.contains($0.kind) }
+        guard snapshot.eventHistory.total >= afterEvents else { return true }
+        return snapshot.eventHistory.since(afterEvents).contains { kinds.contains($0.kind) }
     }
 }
 
