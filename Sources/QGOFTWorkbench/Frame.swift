@@ -115,3 +115,5 @@ enum Panel {
 import Foundation
 
 @inline(__always) func Foundation_log10(_ x: Double) -> Double { log10(x) }
+
+@inline(__always) func Foundation_pow2(_ e: Int) -> Double { scalbn(1.0, e) }

@@ -33,6 +33,7 @@ public enum Action: Sendable, Hashable {
     case help, quit
     case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
     case compare
+    case driftMetric
 }
 
 /// One row of the binding table: keys, the action, where it applies and how it is described.
@@ -98,7 +99,7 @@ public enum KeyBindings {
         KeyBinding([.pageUp], .selectPageUp, live, "select 6 layers up"),
         KeyBinding([.pageDown], .selectPageDown, live, "select 6 layers down"),
         KeyBinding([.enter], .openDetail, both, "open the selected layer's detail", bar: "Detail"),
-        KeyBinding([.tab], .nextView, both, "next view (overview, layer detail, lambda history)", bar: "View"),
+        KeyBinding([.tab], .nextView, both, "next view (overview, layer detail, lambda history, drift over time)", bar: "View"),
         KeyBinding([.backTab], .previousView, both, "previous view"),
         KeyBinding([.escape], .back, both, "back to the overview; cancel a prompt"),
         KeyBinding([.char("l")], .toggleLogScale, both, "loss chart: linear / log scale", bar: "Log"),
@@ -107,6 +108,7 @@ public enum KeyBindings {
         KeyBinding([.char("Z")], .zoomOut, both, "loss chart: zoom out (twice the steps)"),
         KeyBinding([.char("}")], .smoothMore, both, "loss chart: smooth more (EMA weight up)"),
         KeyBinding([.char("{")], .smoothLess, both, "loss chart: smooth less (EMA weight down, 0: off)"),
+        KeyBinding([.char("m")], .driftMetric, both, "drift over time: whole-matrix / mean block drift"),
         KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
@@ -265,6 +267,10 @@ public struct WorkbenchModel: Sendable {
                 changed
                 ? "loss chart: \(view.follow ? "last \(w) steps" : "whole run")"
                 : "loss chart: \(action == .zoomIn ? "fully zoomed in" : "shows every step")"
+            return .redraw
+        case .driftMetric:
+            view.driftMetric = view.driftMetric == .matrix ? .meanBlock : .matrix
+            view.message = "drift over time: \(view.driftMetric.title)"
             return .redraw
         case .sortNext:
             let all = SortColumn.allCases

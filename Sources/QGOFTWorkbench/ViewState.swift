@@ -37,13 +37,14 @@ public enum Key: Hashable, Sendable {
 
 /// The screens Tab cycles through.
 public enum ActiveView: Int, CaseIterable, Sendable {
-    case overview, layerDetail, lambdaHistory
+    case overview, layerDetail, lambdaHistory, driftHistory
 
     public var title: String {
         switch self {
         case .overview: "Overview"
         case .layerDetail: "Layer detail"
         case .lambdaHistory: "Lambda history"
+        case .driftHistory: "Drift over time"
         }
     }
 }
@@ -128,6 +129,8 @@ public struct ViewState: Sendable, Equatable {
     public var followWindow = 500
     /// Weight of the loss chart's exponential moving average ("smooth"), TensorBoard's slider.
     public var smoothing = LossChartView.smoothing
+    /// What the drift-over-time view's cells show.
+    public var driftMetric: DriftMetric = .matrix
     public var prompt: Prompt?
     /// `q` was pressed while the trainer runs: waiting for y/n.
     public var confirmingQuit = false
