@@ -26,7 +26,7 @@ public struct ReplayInfo: Sendable {
     public init(_ r: ReplayState) {
         self.init(
             cursor: r.cursor, firstStep: r.steps.first ?? 0, lastStep: r.steps.last ?? 0,
-            status: r.session.status, comparison: r.comparison?.stepRecords, comparisonID: r.comparisonID)
+            status: r.session.status, comparison: r.comparisonSteps, comparisonID: r.comparisonID)
     }
 }
 
@@ -118,3 +118,5 @@ enum Panel {
 import Foundation
 
 @inline(__always) func Foundation_log10(_ x: Double) -> Double { log10(x) }
+
+@inline(__always) func Foundation_pow2(_ e: Int) -> Double { scalbn(1.0, e) }

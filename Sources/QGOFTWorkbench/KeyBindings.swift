@@ -42,6 +42,7 @@ public enum Action: Sendable, Hashable {
     case help, quit
     case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
     case compare
+    case driftMetric
 }
 
 /// One row of the binding table: keys, the action, where it applies and how it is described.
@@ -108,7 +109,7 @@ public enum KeyBindings {
         KeyBinding([.pageUp], .selectPageUp, live, "select 6 layers up"),
         KeyBinding([.pageDown], .selectPageDown, live, "select 6 layers down"),
         KeyBinding([.enter], .openDetail, both, "open the selected layer's detail", bar: "Detail"),
-        KeyBinding([.tab], .nextView, both, "next view (overview, layer detail, lambda history)", bar: "View"),
+        KeyBinding([.tab], .nextView, both, "next view (overview, layer detail, lambda history, drift over time)", bar: "View"),
         KeyBinding([.backTab], .previousView, both, "previous view"),
         KeyBinding([.escape], .back, both, "back to the overview; cancel a prompt"),
         KeyBinding([.char("l")], .toggleLogScale, both, "loss chart: linear / log scale", bar: "Log"),
@@ -117,6 +118,7 @@ public enum KeyBindings {
         KeyBinding([.char("Z")], .zoomOut, both, "loss chart: zoom out (twice the steps)"),
         KeyBinding([.char("}")], .smoothMore, both, "loss chart: smooth more (EMA weight up)"),
         KeyBinding([.char("{")], .smoothLess, both, "loss chart: smooth less (EMA weight down, 0: off)"),
+        KeyBinding([.char("m")], .driftMetric, both, "drift over time: whole-matrix / mean block drift"),
         KeyBinding([.char("o")], .sortNext, both, "sort the layer table by the next column", bar: "Sort"),
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
@@ -230,12 +232,12 @@ public struct WorkbenchModel: Sendable {
         case .snapshot:
             guard controllable else { return refuse() }
             view.message = "snapshot requested"
-            view.messageAwaits = Acknowledgement(kinds: [.snapshotSaved, .warning], afterEvents: snapshot.events.count)
+            view.messageAwaits = Acknowledgement(kinds: [.snapshotSaved, .warning], afterEvents: snapshot.eventHistory.total)
             return KeyOutcome([.handled, .redraw], [.snapshot])
         case .evaluate:
             guard controllable else { return refuse() }
             view.message = "evaluation requested"
-            view.messageAwaits = Acknowledgement(kinds: [.evaluated, .warning], afterEvents: snapshot.events.count)
+            view.messageAwaits = Acknowledgement(kinds: [.evaluated, .warning], afterEvents: snapshot.eventHistory.total)
             return KeyOutcome([.handled, .redraw], [.evaluate])
         case .selectUp, .selectDown, .selectPageUp, .selectPageDown:
             let rows = LayerRows.tableOrder(snapshot, view)
@@ -284,6 +286,10 @@ public struct WorkbenchModel: Sendable {
                 changed
                 ? "loss chart: \(view.follow ? "last \(w) steps" : "whole run")"
                 : "loss chart: \(action == .zoomIn ? "fully zoomed in" : "shows every step")"
+            return .redraw
+        case .driftMetric:
+            view.driftMetric = view.driftMetric == .matrix ? .meanBlock : .matrix
+            view.message = "drift over time: \(view.driftMetric.title)"
             return .redraw
         case .sortNext:
             let all = SortColumn.allCases

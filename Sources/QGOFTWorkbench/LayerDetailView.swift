@@ -47,6 +47,16 @@ enum LayerDetailView {
         return lo < hi ? (lo, hi) : nil
     }
 
+    /// `current` on the common grid of all of a layer's fitted histograms (`records`, the kept
+    /// statistics records so far): at most `rows` bins over their joint range, exact counts.
+    static func commonBins(_ current: DyadicHistogram, _ records: [DyadicHistogram], rows: Int)
+        -> (counts: [Int], edges: [Double])?
+    {
+        guard rows >= 1, let g = DyadicHistogram.commonGrid(records + [current], maxBins: rows) else { return nil }
+        let w = Foundation_pow2(g.exponent)
+        return (current.counts(exponent: g.exponent, lo: g.lo, hi: g.hi), (g.lo...(g.hi + 1)).map { Double($0) * w })
+    }
+
     /// The bins of `counts` / `edges` that overlap `range` (all of them when it is nil).
     static func crop(_ counts: [Int], _ edges: [Double], to range: (lo: Double, hi: Double)?) -> ([Int], [Double]) {
         guard let range, edges.count == counts.count + 1 else { return (counts, edges) }
@@ -168,10 +178,20 @@ enum LayerDetailView {
         let (hl, hr) = hist.splitLeft(body.width / 2)
         // Bins fitted to what this layer's records so far hold (the same range for every step).
         let records = ctx.snapshot.stats.compactMap { rec in rec.layers.first { $0.module == row.module }?.stats }
-        let normRange = fittedRange(records.map { ($0.columnNormHistogram, $0.columnNormEdges) })
-        let skewRange = fittedRange(records.map { ($0.skewHistogram, $0.skewEdges) })
-        let norms = crop(s.columnNormHistogram, s.columnNormEdges, to: normRange)
-        let skews = crop(s.skewHistogram, s.skewEdges, to: skewRange)
+        let rowsForBins = hist.height - 1
+        var normRange = fittedRange(records.map { ($0.columnNormHistogram, $0.columnNormEdges) })
+        var skewRange = fittedRange(records.map { ($0.skewHistogram, $0.skewEdges) })
+        var norms = crop(s.columnNormHistogram, s.columnNormEdges, to: normRange)
+        var skews = crop(s.skewHistogram, s.skewEdges, to: skewRange)
+        // Records with fitted bins: one exact common grid for all of them.
+        if let cur = s.columnNormFit, let g = commonBins(cur, records.compactMap(\.columnNormFit), rows: rowsForBins) {
+            norms = (g.counts, g.edges)
+            normRange = (g.edges.first ?? 0, g.edges.last ?? 0)
+        }
+        if let cur = s.skewFit, let g = commonBins(cur, records.compactMap(\.skewFit), rows: rowsForBins) {
+            skews = (g.counts, g.edges)
+            skewRange = (g.edges.first ?? 0, g.edges.last ?? 0)
+        }
         func span(_ r: (lo: Double, hi: Double)?, _ unit: String) -> String {
             r.map { "  \(Fmt.fit($0.lo, width: 6))…\(Fmt.fit($0.hi, width: 6))\(unit)" } ?? ""
         }

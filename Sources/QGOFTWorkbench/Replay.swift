@@ -55,36 +55,12 @@ public struct ReplaySession: Sendable {
     }
 
     /// What the live screen would have shown after `step` steps: every record and event up to and
-    /// including that step, the statistics record nearest at or before it, lambda and lr of the
-    /// last step at or before it. Pure: the replay's panels all draw from this.
+    /// including that step (in bounded histories, like the trainer's), the statistics record
+    /// nearest at or before it, lambda and lr of the last step at or before it. Pure: the
+    /// replay's panels all draw from this. Sorts the session each call; `ReplayState` keeps a
+    /// `ReplayTimeline` instead.
     public func snapshot(atStep step: Int) -> TrainerSnapshot {
-        var steps: [StepRecord] = []
-        var evals: [EvalRecord] = []
-        var stats: [StatsRecord] = []
-        for r in records where r.step <= step {
-            switch r {
-            case .step(let s): steps.append(s)
-            case .eval(let e): evals.append(e)
-            case .stats(let s): stats.append(s)
-            }
-        }
-        steps.sort { $0.step < $1.step }
-        evals.sort { $0.step < $1.step }
-        stats.sort { $0.step < $1.step }
-        let evs = events.filter { $0.step <= step }
-        let last = steps.last
-        let lastLogged = loggedSteps.last ?? 0
-        let lambda =
-            last?.lambda ?? evs.last(where: { $0.kind == .lambdaChanged })?.to
-            ?? records.lazy.compactMap { if case .step(let s) = $0 { s.lambda } else { nil } }.first ?? 0
-        let lr =
-            last?.lr ?? evs.last(where: { $0.kind == .lrChanged })?.to
-            ?? records.lazy.compactMap { if case .step(let s) = $0 { s.lr } else { nil } }.first ?? 0
-        let state: TrainerState =
-            step >= lastLogged ? finalState : .paused(reason: "replay at step \(step)")
-        return TrainerSnapshot(
-            run: run, state: state, step: last?.step ?? 0, lambda: lambda, learningRate: lr,
-            steps: steps, evals: evals, stats: stats, events: evs, version: step)
+        ReplayTimeline(self).snapshot(atStep: step)
     }
 
     /// The statistics record nearest to `step` at or before it.
@@ -129,15 +105,22 @@ public struct ReplayState: Sendable {
     /// The step the panels show; one of `session.loggedSteps` (0 when none was logged).
     public private(set) var cursor: Int
     /// A second session whose loss curve is overlaid (`c`).
-    public var comparison: ReplaySession?
+    public var comparison: ReplaySession? {
+        didSet { comparisonSteps = comparison.map { MetricHistory($0.stepRecords, policy: .steps).records } }
+    }
     public var comparisonID: String?
+    /// The comparison's step records, sorted and bounded once (not at every frame).
+    public private(set) var comparisonSteps: [StepRecord]?
     /// Logged steps, cached.
     public private(set) var steps: [Int]
+    /// The session sorted once, so a snapshot at the cursor costs the kept records, not the run.
+    public private(set) var timeline: ReplayTimeline
 
     /// Starts with the cursor at the end of the session.
     public init(session: ReplaySession) {
         self.session = session
-        steps = session.loggedSteps
+        timeline = ReplayTimeline(session)
+        steps = timeline.loggedSteps
         cursor = steps.last ?? 0
     }
 
@@ -175,10 +158,92 @@ public struct ReplayState: Sendable {
     public mutating func update(_ newer: ReplaySession) {
         let follow = atEnd
         session = newer
-        steps = newer.loggedSteps
+        timeline = ReplayTimeline(newer)
+        steps = timeline.loggedSteps
         if follow { cursor = steps.last ?? 0 } else if let last = steps.last, cursor > last { cursor = last }
     }
 
     /// The snapshot every panel draws at the cursor.
-    public var snapshot: TrainerSnapshot { session.snapshot(atStep: cursor) }
+    public var snapshot: TrainerSnapshot { timeline.snapshot(atStep: cursor) }
+
+    /// Moves the cursor to the logged step nearest at or before `step` (the first one when
+    /// `step` is before it).
+    public mutating func move(to step: Int) {
+        guard !steps.isEmpty else { return }
+        let i = MetricHistory<Int>.lowerBound(steps, step + 1) - 1
+        cursor = steps[max(0, i)]
+    }
+}
+
+/// A session's records sorted by step once (with the pinned positions each history needs), so
+/// that the snapshot at any step is a few binary searches and the bounded histories' kept
+/// records: O(kept), not O(records), per frame of a 100,000-step replay.
+public struct ReplayTimeline: Sendable {
+    public let run: RunDescription
+    public let steps: [StepRecord]
+    public let evals: [EvalRecord]
+    public let stats: [StatsRecord]
+    public let events: [TrainerEvent]
+    let stepPins: [Int]
+    let eventPins: [Int]
+    let finalState: TrainerState
+    /// Every logged step, ascending, without repeats (the cursor's stops).
+    public let loggedSteps: [Int]
+
+    public init(_ session: ReplaySession) {
+        run = session.run
+        var steps: [StepRecord] = [], evals: [EvalRecord] = [], stats: [StatsRecord] = []
+        for r in session.records {
+            switch r {
+            case .step(let s): steps.append(s)
+            case .eval(let e): evals.append(e)
+            case .stats(let s): stats.append(s)
+            }
+        }
+        // Stable sorts: the file order of records of one step is kept.
+        func stable<T>(_ a: [T], _ key: (T) -> Int) -> [T] {
+            a.enumerated().sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }.map(\.element)
+        }
+        func sorted<T>(_ a: [T], _ key: (T) -> Int) -> Bool { zip(a, a.dropFirst()).allSatisfy { key($0) <= key($1) } }
+        self.steps = sorted(steps, \.step) ? steps : stable(steps, \.step)
+        self.evals = sorted(evals, \.step) ? evals : stable(evals, \.step)
+        self.stats = sorted(stats, \.step) ? stats : stable(stats, \.step)
+        self.events = sorted(session.events, \.step) ? session.events : stable(session.events, \.step)
+        stepPins = pinnedPositions(self.steps, policy: .steps)
+        eventPins = pinnedPositions(self.events, policy: .events)
+        var logged: [Int] = []
+        for s in self.steps where logged.last != s.step { logged.append(s.step) }
+        loggedSteps = logged
+        finalState = session.finalState
+    }
+
+    /// How many of `a` (ascending by `key`) have key <= step.
+    static func count<T>(_ a: [T], atOrBefore step: Int, _ key: (T) -> Int) -> Int {
+        var lo = 0, hi = a.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if key(a[mid]) <= step { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// See `ReplaySession.snapshot(atStep:)`.
+    public func snapshot(atStep step: Int) -> TrainerSnapshot {
+        let ns = Self.count(steps, atOrBefore: step, \.step)
+        let ne = Self.count(evals, atOrBefore: step, \.step)
+        let nt = Self.count(stats, atOrBefore: step, \.step)
+        let nv = Self.count(events, atOrBefore: step, \.step)
+        let last = ns > 0 ? steps[ns - 1] : nil
+        let evs = events[..<nv]
+        let lambda = last?.lambda ?? evs.last(where: { $0.kind == .lambdaChanged })?.to ?? steps.first?.lambda ?? 0
+        let lr = last?.lr ?? evs.last(where: { $0.kind == .lrChanged })?.to ?? steps.first?.lr ?? 0
+        let state: TrainerState = step >= (loggedSteps.last ?? 0) ? finalState : .paused(reason: "replay at step \(step)")
+        return TrainerSnapshot(
+            run: run, state: state, step: last?.step ?? 0, lambda: lambda, learningRate: lr,
+            stepHistory: MetricHistory(prefix: steps, count: ns, pinnedPositions: stepPins, policy: .steps),
+            evalHistory: MetricHistory(prefix: evals, count: ne, pinnedPositions: [], policy: .evals),
+            statsHistory: MetricHistory(prefix: stats, count: nt, pinnedPositions: [], policy: .stats),
+            eventHistory: MetricHistory(prefix: events, count: nv, pinnedPositions: eventPins, policy: .events),
+            version: step)
+    }
 }

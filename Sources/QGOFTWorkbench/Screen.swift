@@ -75,6 +75,8 @@ public enum Screen {
             LayerDetailView.draw(ctx, in: layout.body, grid: &grid)
         case .lambdaHistory:
             LambdaHistoryView.draw(ctx, in: layout.body, grid: &grid)
+        case .driftHistory:
+            DriftHistoryView.draw(ctx, in: layout.body, grid: &grid)
         }
         if let picker = ctx.view.picker { drawPicker(picker, ctx, in: layout.body, grid: &grid) }
         KeyBar.draw(ctx, in: layout.keyBar, grid: &grid)

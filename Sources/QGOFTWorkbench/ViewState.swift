@@ -37,13 +37,14 @@ public enum Key: Hashable, Sendable {
 
 /// The screens Tab cycles through.
 public enum ActiveView: Int, CaseIterable, Sendable {
-    case overview, layerDetail, lambdaHistory
+    case overview, layerDetail, lambdaHistory, driftHistory
 
     public var title: String {
         switch self {
         case .overview: "Overview"
         case .layerDetail: "Layer detail"
         case .lambdaHistory: "Lambda history"
+        case .driftHistory: "Drift over time"
         }
     }
 }
@@ -94,7 +95,7 @@ public struct Picker: Equatable, Sendable {
 }
 
 /// The trainer's answer a status message waits for: an event of one of `kinds` published after
-/// the first `afterEvents` events (or the trainer ending).
+/// the first `afterEvents` events ever published (`eventHistory.total`), or the trainer ending.
 public struct Acknowledgement: Sendable, Equatable {
     public var kinds: Set<TrainerEvent.Kind>
     public var afterEvents: Int
@@ -108,8 +109,8 @@ public struct Acknowledgement: Sendable, Equatable {
     public func isAcknowledged(by snapshot: TrainerSnapshot) -> Bool {
         if snapshot.state.isTerminal { return true }
         // Fewer events than before: the list was replaced (a restart); nothing to wait for.
-        guard snapshot.events.count >= afterEvents else { return true }
-        return snapshot.events[afterEvents...].contains { kinds.contains($0.kind) }
+        guard snapshot.eventHistory.total >= afterEvents else { return true }
+        return snapshot.eventHistory.since(afterEvents).contains { kinds.contains($0.kind) }
     }
 }
 
@@ -128,6 +129,8 @@ public struct ViewState: Sendable, Equatable {
     public var followWindow = 500
     /// Weight of the loss chart's exponential moving average ("smooth"), TensorBoard's slider.
     public var smoothing = LossChartView.smoothing
+    /// What the drift-over-time view's cells show.
+    public var driftMetric: DriftMetric = .matrix
     public var prompt: Prompt?
     /// `q` was pressed while the trainer runs: waiting for y/n.
     public var confirmingQuit = false

@@ -441,7 +441,7 @@ struct HeadlessReporter {
     var history: TrainerSnapshot?
 
     func follow(_ control: TrainerControl) {
-        var steps = history?.steps.count ?? 0, evals = history?.evals.count ?? 0, events = history?.events.count ?? 0
+        var steps = history?.stepHistory.total ?? 0, evals = history?.evalHistory.total ?? 0, events = history?.eventHistory.total ?? 0
         var lossSum = 0.0, taskSum = 0.0, penSum = 0.0, tokSum = 0.0, n = 0
         var headerShown = false
         var pauseExplained = false
@@ -452,7 +452,7 @@ struct HeadlessReporter {
                 headerShown = true
                 out.line("# \(s.run.method) (\(s.run.layout)) on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
             }
-            for r in s.steps.dropFirst(steps) {
+            for r in s.stepHistory.since(steps) {
                 lossSum += r.loss; taskSum += r.taskLoss; penSum += r.penalty; tokSum += r.tokensPerSecond; n += 1
                 if r.step % logEvery == 0 || r.step == s.run.totalSteps {
                     out.line(String(format: "step %d/%d  epoch %.2f  loss %.4f  task %.4f  penalty %.2f  lambda %.3g  lr %.3g  %.0f tok/s  %.0fs",
@@ -461,15 +461,15 @@ struct HeadlessReporter {
                     lossSum = 0; taskSum = 0; penSum = 0; tokSum = 0; n = 0
                 }
             }
-            steps = s.steps.count
-            for e in s.events.dropFirst(events) where e.kind != .evaluated {
+            steps = s.stepHistory.total
+            for e in s.eventHistory.since(events) where e.kind != .evaluated {
                 out.line("[step \(e.step)] \(e.message)")
             }
-            events = s.events.count
-            for e in s.evals.dropFirst(evals) {
+            events = s.eventHistory.total
+            for e in s.evalHistory.since(evals) {
                 out.line(String(format: "eval step %d  val_acc %.4f  val_loss %.4f  (%.1fs)", e.step, e.valAccuracy, e.valLoss, e.seconds))
             }
-            evals = s.evals.count
+            evals = s.evalHistory.total
             if case .paused(let reason) = s.state {
                 if !pauseExplained {
                     pauseExplained = true

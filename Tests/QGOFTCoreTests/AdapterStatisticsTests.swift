@@ -60,7 +60,7 @@ final class AdapterStatisticsTests: XCTestCase {
     /// One block [[2, 0], [0, 1]] (d = 2): column norms 2 and 1, B^T B - I = diag(3, 0), drift 3.
     /// With W = I the merged neurons are the rows of Q: (2, 0) and (0, 1): norm ratios 2 and 1
     /// (mean |ratio - 1| 0.5, max 1), still orthogonal (angle change 0).
-    func testStretchBlock() {
+    func testStretchBlock() throws {
         let a = QuasiGivensAdapter(width: 2)
         a.blocks.value.set([2, 0, 0, 1])
         let st = Self.stats(a, Self.identityWeight(2), dOut: 2, pairs: [(0, 1)])
@@ -79,6 +79,14 @@ final class AdapterStatisticsTests: XCTestCase {
         var sk = [Int](repeating: 0, count: 20)
         sk[10] = 1
         XCTAssertEqual(st.skewHistogram, sk)
+        // The fitted histogram holds |g1| = 2 in its own bin (no clamping) and the exact extremes.
+        let fit = try XCTUnwrap(st.columnNormFit)
+        XCTAssertEqual(fit.min, 1)
+        XCTAssertEqual(fit.max, 2)
+        XCTAssertEqual(fit.total, 2)
+        XCTAssertEqual(fit.counts.first, 1)
+        XCTAssertEqual(fit.counts.last, 1)
+        XCTAssertEqual(st.skewFit?.counts, [1])
         XCTAssertEqual(st.binnedDrift[0], 3, accuracy: 1e-12)  // i = 0
         XCTAssertEqual(st.binnedDrift[1...].reduce(0, +), 0)
 

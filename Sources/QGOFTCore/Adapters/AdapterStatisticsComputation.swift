@@ -41,6 +41,8 @@ public enum AdapterStatisticsComputation {
     /// Number of equal bins along the input dimension of `binnedDrift`.
     public static let driftBins = 32
     /// Edges of the column-norm histogram: 0.5 ... 1.5 in 20 bins; values outside go to the end bins.
+    /// (The fixed grid the reference fixtures check; the workbench shows `columnNormFit` /
+    /// `skewFit`, the same values on bins fitted to them, when a record has them.)
     public static let columnNormEdges: [Double] = (0...20).map { 0.5 + Double($0) / 20 }
     /// Edges of the skew histogram in degrees: -30 ... 30 in 20 bins; values outside go to the end bins.
     public static let skewEdges: [Double] = (0...20).map { -30 + 60 * Double($0) / 20 }
@@ -223,6 +225,8 @@ public enum AdapterStatisticsComputation {
             skewHistogram: histogram(skews, edges: skewEdges),
             skewEdges: skewEdges,
             scaleDeviationMean: scaleMean,
-            scaleDeviationMax: scaleMax)
+            scaleDeviationMax: scaleMax,
+            columnNormFit: DyadicHistogram.fit(columnNorms),
+            skewFit: DyadicHistogram.fit(skews))
     }
 }

@@ -44,6 +44,10 @@ public struct AdapterStatistics: Codable, Sendable, Equatable {
     /// GOFT with scaling: mean and max |s - 1|; nil otherwise.
     public var scaleDeviationMean: Double?
     public var scaleDeviationMax: Double?
+    /// The same column norms and skews on bins fitted to the data (`DyadicHistogram`), which the
+    /// workbench shows on one grid for all of a layer's records; nil in sessions written before.
+    public var columnNormFit: DyadicHistogram?
+    public var skewFit: DyadicHistogram?
 
     public init(
         normAdjustmentMean: Double, normAdjustmentMax: Double,
@@ -51,7 +55,8 @@ public struct AdapterStatistics: Codable, Sendable, Equatable {
         matrixDrift: Double, stageDrift: [Double], blockDriftMean: Double, blockDriftMax: Double,
         binnedDrift: [Double], columnNormHistogram: [Int], columnNormEdges: [Double],
         skewHistogram: [Int], skewEdges: [Double],
-        scaleDeviationMean: Double? = nil, scaleDeviationMax: Double? = nil
+        scaleDeviationMean: Double? = nil, scaleDeviationMax: Double? = nil,
+        columnNormFit: DyadicHistogram? = nil, skewFit: DyadicHistogram? = nil
     ) {
         self.normAdjustmentMean = normAdjustmentMean
         self.normAdjustmentMax = normAdjustmentMax
@@ -68,6 +73,8 @@ public struct AdapterStatistics: Codable, Sendable, Equatable {
         self.skewEdges = skewEdges
         self.scaleDeviationMean = scaleDeviationMean
         self.scaleDeviationMax = scaleDeviationMax
+        self.columnNormFit = columnNormFit
+        self.skewFit = skewFit
     }
 }
 

@@ -256,8 +256,9 @@ public struct RunDescription: Codable, Sendable, Equatable {
 }
 
 /// An immutable copy of everything the trainer has published so far. Front ends render these;
-/// they never touch the trainer's own buffers. Arrays are value types, so a snapshot stays
-/// valid however the run goes on.
+/// they never touch the trainer's own buffers. The histories are bounded (`MetricHistory`: the
+/// recent records whole, older ones thinned, the full data on disk), so a copy, and the
+/// trainer's next append after one, costs a bounded amount whatever the run's length.
 public struct TrainerSnapshot: Sendable {
     public var run: RunDescription
     public var state: TrainerState
@@ -265,11 +266,11 @@ public struct TrainerSnapshot: Sendable {
     public var step: Int
     public var lambda: Double
     public var learningRate: Double
-    public var steps: [StepRecord]
-    public var evals: [EvalRecord]
-    /// All statistics records (one every `statsEvery` steps).
-    public var stats: [StatsRecord]
-    public var events: [TrainerEvent]
+    public var stepHistory: MetricHistory<StepRecord>
+    public var evalHistory: MetricHistory<EvalRecord>
+    /// Statistics records (one every `statsEvery` steps), thinned like the others.
+    public var statsHistory: MetricHistory<StatsRecord>
+    public var eventHistory: MetricHistory<TrainerEvent>
     /// Monotonic counter bumped on every publication; front ends redraw when it changes.
     public var version: Int
     /// Once the run has stopped (state `.stopped`): why.
@@ -285,18 +286,49 @@ public struct TrainerSnapshot: Sendable {
         steps: [StepRecord] = [], evals: [EvalRecord] = [], stats: [StatsRecord] = [],
         events: [TrainerEvent] = [], version: Int = 0
     ) {
+        self.init(
+            run: run, state: state, step: step, lambda: lambda, learningRate: learningRate,
+            stepHistory: MetricHistory(steps, policy: .steps), evalHistory: MetricHistory(evals, policy: .evals),
+            statsHistory: MetricHistory(stats, policy: .stats), eventHistory: MetricHistory(events, policy: .events),
+            version: version)
+    }
+
+    public init(
+        run: RunDescription, state: TrainerState, step: Int, lambda: Double, learningRate: Double,
+        stepHistory: MetricHistory<StepRecord>, evalHistory: MetricHistory<EvalRecord>,
+        statsHistory: MetricHistory<StatsRecord>, eventHistory: MetricHistory<TrainerEvent>, version: Int = 0
+    ) {
         self.run = run
         self.state = state
         self.step = step
         self.lambda = lambda
         self.learningRate = learningRate
-        self.steps = steps
-        self.evals = evals
-        self.stats = stats
-        self.events = events
+        self.stepHistory = stepHistory
+        self.evalHistory = evalHistory
+        self.statsHistory = statsHistory
+        self.eventHistory = eventHistory
         self.version = version
     }
 
+    /// The kept step records, oldest first (O(1): the history's own array). Setting replaces
+    /// the history (thinned by the same policy).
+    public var steps: [StepRecord] {
+        get { stepHistory.records }
+        set { stepHistory = MetricHistory(newValue, policy: stepHistory.policy) }
+    }
+    public var evals: [EvalRecord] {
+        get { evalHistory.records }
+        set { evalHistory = MetricHistory(newValue, policy: evalHistory.policy) }
+    }
+    public var stats: [StatsRecord] {
+        get { statsHistory.records }
+        set { statsHistory = MetricHistory(newValue, policy: statsHistory.policy) }
+    }
+    public var events: [TrainerEvent] {
+        get { eventHistory.records }
+        set { eventHistory = MetricHistory(newValue, policy: eventHistory.policy) }
+    }
+
     /// The most recent statistics record, if any.
-    public var latestStats: StatsRecord? { stats.last }
+    public var latestStats: StatsRecord? { statsHistory.last }
 }

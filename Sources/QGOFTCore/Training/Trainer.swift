@@ -223,13 +223,13 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         var s = published
         for r in history where r.step <= cp.step {
             switch r {
-            case .step(let x): s.steps.append(x)
-            case .eval(let x): s.evals.append(x)
-            case .stats(let x): s.stats.append(x)
+            case .step(let x): s.stepHistory.append(x)
+            case .eval(let x): s.evalHistory.append(x)
+            case .stats(let x): s.statsHistory.append(x)
             }
         }
         elapsedBefore = s.steps.last?.elapsed ?? 0
-        s.events = events
+        s.eventHistory = MetricHistory(events, policy: .events)
         s.step = step
         s.lambda = lambda
         s.learningRate = learningRate
@@ -242,7 +242,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     public func restartInSession(events: [TrainerEvent]) {
         resumedFromStep = 0
         restartedWithoutSnapshot = true
-        published.events = events
+        published.eventHistory = MetricHistory(events, policy: .events)
     }
 
     /// Starts the background thread.
@@ -494,7 +494,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             case .guardOrNonFinite(let why), .cannotSave(let why): emit(.stopRequested, "stopping at step \(step): \(why)")
             }
         }
-        if published.stats.last?.step != step { computeStatistics() }
+        if published.statsHistory.last?.step != step { computeStatistics() }
         let saved = saveSnapshot(reason: state == .stopped ? "final (stopped)" : "final")
         if !saved && state == .finished {
             // Without its final snapshot the run is not finished: it stays resumable.
@@ -574,7 +574,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         let rec = EvalRecord(step: step, valLoss: lossSum / Double(n), valAccuracy: acc, samples: validation.count,
                              seconds: Date().timeIntervalSince(t0))
         lock.lock()
-        published.evals.append(rec)
+        published.evalHistory.append(rec)
         published.version += 1
         lock.unlock()
         notify { try $0.record(.eval(rec)) }
@@ -591,7 +591,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         }
         let rec = StatsRecord(step: step, layers: layers)
         lock.lock()
-        published.stats.append(rec)
+        published.statsHistory.append(rec)
         published.version += 1
         lock.unlock()
         notify { try $0.record(.stats(rec)) }
@@ -646,7 +646,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
 
     private func appendStep(_ rec: StepRecord) {
         lock.lock()
-        published.steps.append(rec)
+        published.stepHistory.append(rec)
         published.step = step
         published.version += 1
         lock.unlock()
@@ -677,7 +677,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                       command: CommandAck? = nil) {
         let e = TrainerEvent(step: step, kind: kind, message: message, from: from, to: to, path: path, command: command)
         lock.lock()
-        published.events.append(e)
+        published.eventHistory.append(e)
         published.version += 1
         lock.unlock()
         notify { try $0.event(e) }
@@ -696,7 +696,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
             observerFailing = true
             let e = TrainerEvent(step: step, kind: .warning, message: "cannot write the session: \(describe(error))")
             lock.lock()
-            published.events.append(e)
+            published.eventHistory.append(e)
             published.version += 1
             lock.unlock()
             let reason = "cannot write the session (\(describe(error)))"
@@ -707,7 +707,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                 paused = true
                 lock.lock()
                 published.state = .paused(reason: reason)
-                published.events.append(TrainerEvent(step: step, kind: .paused, message: reason))
+                published.eventHistory.append(TrainerEvent(step: step, kind: .paused, message: reason))
                 published.version += 1
                 lock.unlock()
                 // Best effort: the status file may be writable even when the logs are not.
