@@ -146,6 +146,7 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
         // The peak rates in force, as a trainer publishes them: the configuration's, then the
         // newest change (the keys double and halve these).
         let config = info.configuration
+        // (lambda and lr changes are pinned in the bounded event history.)
         let lambda = snapshot.events.last { $0.kind == .lambdaChanged }?.to ?? (config.method == .qgoft ? config.lambda : 0)
         let lr = snapshot.events.last { $0.kind == .lrChanged }?.to ?? config.learningRate
         if lambda != snapshot.lambda || lr != snapshot.learningRate {
@@ -161,9 +162,9 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
         let url = directory.appendingPathComponent(SessionFormat.metricsFile)
         guard let new = try? metrics.read(url) else { return false }
         if new.restarted {
-            snapshot.steps.removeAll()
-            snapshot.evals.removeAll()
-            snapshot.stats.removeAll()
+            snapshot.stepHistory = MetricHistory(policy: .steps)
+            snapshot.evalHistory = MetricHistory(policy: .evals)
+            snapshot.statsHistory = MetricHistory(policy: .stats)
         }
         for line in new.lines where !line.isBlank {
             do {
@@ -177,9 +178,9 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
                     continue
                 }
                 switch try decoder.decode(MetricRecord.self, from: line.data) {
-                case .step(let x): snapshot.steps.append(x)
-                case .eval(let x): snapshot.evals.append(x)
-                case .stats(let x): snapshot.stats.append(x)
+                case .step(let x): snapshot.stepHistory.append(x)
+                case .eval(let x): snapshot.evalHistory.append(x)
+                case .stats(let x): snapshot.statsHistory.append(x)
                 }
             } catch {
                 warnings.append("\(SessionFormat.metricsFile): a line skipped, does not parse (\(SessionJSON.decodingProblem(error)))")
@@ -191,14 +192,14 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
     private func readEvents() -> Bool {
         let url = directory.appendingPathComponent(SessionFormat.eventsFile)
         guard let new = try? events.read(url) else { return false }
-        if new.restarted { snapshot.events.removeAll() }
+        if new.restarted { snapshot.eventHistory = MetricHistory(policy: .events) }
         for line in new.lines where !line.isBlank {
             guard let e = try? decoder.decode(TrainerEvent.self, from: line.data) else {
                 warnings.append("\(SessionFormat.eventsFile): a line skipped, does not parse")
                 continue
             }
             if e.kind == .resumed { snapshot.events.removeAll { $0.step > e.step } }
-            snapshot.events.append(e)
+            snapshot.eventHistory.append(e)
             if let ack = e.command, let id = ack.id, var channel = snapshot.channel,
                let i = channel.pending.firstIndex(where: { $0.id == id })
             {
