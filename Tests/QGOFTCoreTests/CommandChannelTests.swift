@@ -243,4 +243,26 @@ final class CommandChannelTests: XCTestCase {
         XCTAssertEqual(attached.latestSnapshot().channel?.lastRefusal?.reason, "attached read-only: no commands are sent")
         XCTAssertFalse(FileManager.default.fileExists(atPath: w.directory.appendingPathComponent(SessionFormat.commandsFile).path))
     }
+
+    func testAttachedRunAppliesTheResumeRuleAndSkipsBadLines() throws {
+        let (w, _) = try SessionTestSupport.finishedTinySession(self)
+        let url = w.directory.appendingPathComponent(SessionFormat.metricsFile)
+        let enc = SessionJSON.encoder()
+        func step(_ n: Int, loss: Double) throws -> String {
+            let r = StepRecord(step: n, epoch: 0, loss: loss, taskLoss: loss, penalty: 0, lambda: 0, lr: 0.1, gradNorm: 1,
+                               tokensPerSecond: 1, tokens: 4, elapsed: 0)
+            return String(decoding: try enc.encode(MetricRecord.step(r)), as: UTF8.self)
+        }
+        var lines = try (1...5).map { try step($0, loss: 1) }
+        lines.append(#"{"type":"resume","step":3,"time":"2026-12-01T00:00:00Z","snapshot":"snapshots/step-3"}"#)
+        lines.append("{not json")
+        lines += try (4...6).map { try step($0, loss: 2) }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: url)
+        let attached = try AttachedRun(directory: w.directory, readOnly: true)
+        let s = attached.latestSnapshot()
+        XCTAssertEqual(s.steps.map(\.step), [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(s.steps.map(\.loss), [1, 1, 1, 2, 2, 2], "the records after step 3 are the resumed run's")
+        XCTAssertEqual(s.step, 6)
+        XCTAssertEqual(attached.takeWarnings().count, 1)
+    }
 }

@@ -167,23 +167,25 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
             snapshot.statsHistory = MetricHistory(policy: .stats)
         }
         for line in new.lines where !line.isBlank {
-            do {
-                if try decoder.decode(Probe.self, from: line.data).type == "resume" {
-                    // A resume from step S supersedes what was logged after S.
-                    let r = try decoder.decode(ResumeMarker.self, from: line.data)
-                    snapshot.steps.removeAll { $0.step > r.step }
-                    snapshot.evals.removeAll { $0.step > r.step }
-                    snapshot.stats.removeAll { $0.step > r.step }
-                    snapshot.step = r.step
-                    continue
-                }
-                switch try decoder.decode(MetricRecord.self, from: line.data) {
+            // Records first (nearly every line); a resume marker is the rare other kind.
+            if let record = try? decoder.decode(MetricRecord.self, from: line.data) {
+                switch record {
                 case .step(let x): snapshot.stepHistory.append(x)
                 case .eval(let x): snapshot.evalHistory.append(x)
                 case .stats(let x): snapshot.statsHistory.append(x)
                 }
-            } catch {
-                warnings.append("\(SessionFormat.metricsFile): a line skipped, does not parse (\(SessionJSON.decodingProblem(error)))")
+            } else if let r = try? decoder.decode(ResumeMarker.self, from: line.data),
+                      (try? decoder.decode(Probe.self, from: line.data))?.type == "resume"
+            {
+                // A resume from step S supersedes what was logged after S.
+                snapshot.steps.removeAll { $0.step > r.step }
+                snapshot.evals.removeAll { $0.step > r.step }
+                snapshot.stats.removeAll { $0.step > r.step }
+                snapshot.step = r.step
+            } else {
+                var why = "not a record"
+                do { _ = try decoder.decode(MetricRecord.self, from: line.data) } catch { why = SessionJSON.decodingProblem(error) }
+                warnings.append("\(SessionFormat.metricsFile): a line skipped, does not parse (\(why))")
             }
         }
         return new.restarted || !new.lines.isEmpty
