@@ -67,18 +67,20 @@ class GivensLinear(nn.Linear):
         """The adapter tensors by their file names (givens_soft, or givens_hard [+ givens_scaler])."""
         return {n: getattr(self, n) for n in ADAPTER_TENSORS if n in self._parameters}
 
-    def blocks(self) -> torch.Tensor:
-        """[P, 2, 2] float32 block coefficients [[a, b], [c, e]] (GOFT: from the angles)."""
+    def blocks(self, dtype=torch.float32) -> torch.Tensor:
+        """[P, 2, 2] block coefficients [[a, b], [c, e]] (GOFT: from the angles), float32 (or `dtype`)."""
         if self.method == "qgoft":
-            return self.givens_soft.float()
-        theta = math.pi * torch.tanh(self.givens_hard.float())
+            return self.givens_soft.to(dtype)
+        theta = math.pi * torch.tanh(self.givens_hard.to(dtype))
         cs, sn = torch.cos(theta), torch.sin(theta)
         return torch.stack([torch.stack([cs, -sn], -1), torch.stack([sn, cs], -1)], -2)
 
     def apply_q(self, x: torch.Tensor) -> torch.Tensor:
-        """Q x for every row of x [..., d], in float32, stage by stage (stage 1 first)."""
-        x = x.float()
-        blk = self.blocks()
+        """Q x for every row of x [..., d], stage by stage (stage 1 first), in float32 (float64 for a
+        float64 x: gradient checks)."""
+        cd = torch.float64 if x.dtype == torch.float64 else torch.float32
+        x = x.to(cd)
+        blk = self.blocks(cd)
         a, b, c, e = blk[:, 0, 0], blk[:, 0, 1], blk[:, 1, 0], blk[:, 1, 1]
         starts = self.plan.stage_starts
         for s in range(self.plan.stage_count):
@@ -91,14 +93,14 @@ class GivensLinear(nn.Linear):
             yj = c[lo:hi] * xi + e[lo:hi] * xj
             x = x.index_copy(-1, getattr(self, f"_givens_ij{s}"), torch.cat([yi, yj], -1))
         if self.scaling:
-            x = x * self.givens_scaler.float()
+            x = x * self.givens_scaler.to(cd)
         return x
 
     def penalty(self) -> torch.Tensor:
         """sum_k ||B_k^T B_k - I||_F^2 in float32 (0 for GOFT: strict rotations)."""
         if self.method != "qgoft":
             return torch.zeros((), dtype=torch.float32, device=self.weight.device)
-        bl = self.givens_soft.float()
+        bl = self.givens_soft.to(torch.promote_types(self.givens_soft.dtype, torch.float32))
         a, b, c, e = bl[:, 0, 0], bl[:, 0, 1], bl[:, 1, 0], bl[:, 1, 1]
         m00 = a * a + c * c - 1
         m11 = b * b + e * e - 1
@@ -109,7 +111,7 @@ class GivensLinear(nn.Linear):
     def dense_q(self, dtype=torch.float64) -> torch.Tensor:
         """Q as a dense [d, d] matrix (off the training path: tests, statistics, merging)."""
         d = self.in_features
-        eye = torch.eye(d, dtype=torch.float32, device=self.weight.device)
+        eye = torch.eye(d, dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=self.weight.device)
         qt = self.apply_q(eye)  # row r = Q e_r
         return qt.t().to(dtype)
 

@@ -173,7 +173,7 @@ class SessionRecorder:
             session_dir = os.path.abspath(os.path.expanduser(session_dir))
             if os.path.exists(os.path.join(session_dir, "session.json")):
                 raise FileExistsError(f"{session_dir}: already holds a session (session.json); choose a new --session-dir")
-            if os.path.isdir(session_dir) and os.listdir(session_dir):
+            if os.path.isdir(session_dir) and set(os.listdir(session_dir)) - {"commands.jsonl"}:
                 raise FileExistsError(f"{session_dir}: exists and is not empty; choose a new --session-dir")
             os.makedirs(session_dir, exist_ok=True)
             return session_dir
