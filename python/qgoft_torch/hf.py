@@ -46,6 +46,18 @@ class MeanPoolClassifier(nn.Module):
         return out
 
 
+def _warmup_fraction(args, total: int) -> float:
+    """Warm-up as a share of the steps: `warmup_ratio` (transformers 4) or `warmup_steps` (a float
+    below 1 is a ratio in transformers 5, an integer a count)."""
+    r = getattr(args, "warmup_ratio", None)
+    if r:
+        return float(r)
+    w = getattr(args, "warmup_steps", 0) or 0
+    if isinstance(w, float) and w < 1:
+        return float(w)
+    return float(w) / total if total else 0.0
+
+
 class QGOFTCallback(TrainerCallback):
     """Records a transformers Trainer run as a qgoft session and obeys commands.jsonl.
 
@@ -84,8 +96,8 @@ class QGOFTCallback(TrainerCallback):
                                         total_steps=state.max_steps, steps_per_epoch=spe, stats_every=self.stats_every,
                                         seed=args.seed, **self.options)
         cfg = {"batchSize": args.per_device_train_batch_size * world * args.gradient_accumulation_steps,
-               "epochs": max(1, int(math.ceil(args.num_train_epochs))), "seed": args.seed,
-               "warmupFraction": float(args.warmup_ratio or 0.0), "headWeightDecay": float(args.weight_decay or 0.0),
+               "epochs": max(1, int(getattr(state, "num_train_epochs", 0) or math.ceil(args.num_train_epochs))), "seed": args.seed,
+               "warmupFraction": _warmup_fraction(args, state.max_steps), "headWeightDecay": float(args.weight_decay or 0.0),
                "threads": torch.get_num_threads()}
         if args.max_grad_norm:
             cfg["clipGradNorm"] = float(args.max_grad_norm)
