@@ -65,11 +65,12 @@ class RankLog(TrainerCallback):
     def __init__(self, adapters, folder):
         self.adapters, self.folder = adapters, folder
         os.makedirs(folder, exist_ok=True)
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        self.path = os.path.join(folder, f"rank-{rank}.jsonl")
-        self.rank = rank
+        self.path = None
 
     def on_step_begin(self, args, state, control, optimizer=None, **kw):
+        if self.path is None:  # the process group exists once the Trainer has set it up
+            self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            self.path = os.path.join(self.folder, f"rank-{self.rank}.jsonl")
         rec = {"rank": self.rank, "step": state.global_step + 1, "lambda": self.adapters.lam,
                "lr": optimizer.param_groups[0]["lr"] if optimizer is not None else None, "time": time.time()}
         with open(self.path, "a") as f:
