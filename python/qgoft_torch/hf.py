@@ -96,7 +96,7 @@ class QGOFTCallback(TrainerCallback):
                                         total_steps=state.max_steps, steps_per_epoch=spe, stats_every=self.stats_every,
                                         seed=args.seed, **self.options)
         cfg = {"batchSize": args.per_device_train_batch_size * world * args.gradient_accumulation_steps,
-               "epochs": max(1, int(getattr(state, "num_train_epochs", 0) or math.ceil(args.num_train_epochs))), "seed": args.seed,
+               "epochs": max(1, math.ceil(state.max_steps / spe) if spe and state.max_steps else int(math.ceil(args.num_train_epochs))), "seed": args.seed,
                "warmupFraction": _warmup_fraction(args, state.max_steps), "headWeightDecay": float(args.weight_decay or 0.0),
                "threads": torch.get_num_threads()}
         if args.max_grad_norm:

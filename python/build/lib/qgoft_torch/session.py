@@ -692,6 +692,10 @@ class SessionRecorder:
         self._adopt(dec)
         return dec
 
+    def run_evaluation(self, step: int):
+        """Calls the `evaluate` function given to the recorder and records its result."""
+        self._run_eval(step)
+
     def _run_eval(self, step: int):
         t0 = time.time()
         r = self.evaluate_fn(step)
