@@ -213,9 +213,10 @@ class SessionRecorder:
 
     def _session_info(self, model, model_path, model_sha256, data, config) -> dict:
         a = self.adapters
-        if model_path is None and not os.path.isdir(os.path.expanduser(model)):
-            model_path = os.path.join(os.path.expanduser("~/.cache/qgoft"), model)
-        path = os.path.abspath(os.path.expanduser(model_path or model))
+        if model_path is None:  # a qgoft asset name (~/.cache/qgoft/<name>) or a folder
+            asset = os.path.join(os.path.expanduser("~/.cache/qgoft"), model)
+            model_path = asset if os.path.isdir(asset) else (model if os.path.isdir(os.path.expanduser(model)) else None)
+        path = os.path.abspath(os.path.expanduser(model_path)) if model_path else model
         if model_sha256 is None and os.path.isfile(os.path.join(path, "model.safetensors")):
             model_sha256 = sha256_file(os.path.join(path, "model.safetensors"))
         data = dict(data or {})
