@@ -15,7 +15,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     if name in ("QGOFTCallback", "MeanPoolClassifier"):
-        from . import hf
+        try:
+            from . import hf
+        except ImportError as e:
+            raise ImportError(f"qgoft_torch.{name} needs transformers ({e}); pip install 'qgoft-torch[hf]' "
+                              "or transformers and accelerate") from e
         return getattr(hf, name)
     raise AttributeError(name)
 
