@@ -161,6 +161,8 @@ class SessionRecorder:
             self.event("started", f"started {self.adapters.method} ({self.adapters.layout}) from qgoft-torch, "
                                   f"rank 0 of {self.world}")
             self._stale_commands()
+            import atexit
+            atexit.register(self._at_exit)
         self._sync_id()
 
     # -- setup ------------------------------------------------------------------------------
@@ -718,6 +720,17 @@ class SessionRecorder:
             if self.is_writer:
                 self._warn(f"records of step {step}", e)
         return self.boundary(step)
+
+    def _at_exit(self):
+        """A process that ends without close() (an exception, Ctrl-C) still ends its session:
+        a final snapshot and status `stopped`, as qgoft's trainer does on SIGINT (so readers do
+        not have to wait for the heartbeat to go stale)."""
+        if not self.closed:
+            try:
+                self.event("warning", "the process ended without closing the session; closing it as stopped")
+                self.close(status="stopped")
+            except Exception as e:
+                self.log(f"warning: closing the session at exit: {e}")
 
     def close(self, status: Optional[str] = None, final_snapshot: bool = True, error: Optional[str] = None):
         """Ends the session: a final snapshot, status finished (stopped after a stop request, failed

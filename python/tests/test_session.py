@@ -279,5 +279,22 @@ class RecorderTests(unittest.TestCase):
         r.rec.close()  # does not raise either
 
 
+    def test_a_process_that_dies_of_an_exception_leaves_a_stopped_session(self):
+        import subprocess
+        here = os.path.dirname(os.path.abspath(__file__))
+        script = (f"import sys; sys.path.insert(0, {here!r}); sys.path.insert(0, {os.path.dirname(here)!r})\n"
+                  "from test_session import Run\n"
+                  f"r = Run({self.dir!r})\n"
+                  "r.step(); r.step()\n"
+                  "raise RuntimeError('boom')\n")
+        p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("boom", p.stderr)
+        info = json.load(open(os.path.join(self.dir, "session.json")))
+        self.assertEqual((info["status"], info["step"]), ("stopped", 2))
+        self.assertTrue(os.path.isfile(os.path.join(self.dir, "snapshots", "step-2", "trainer_state.json")))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "lock")))
+
+
 if __name__ == "__main__":
     unittest.main()
