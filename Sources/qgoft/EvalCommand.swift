@@ -10,7 +10,9 @@ struct EvalCommand: ParsableCommand {
             Without --data: the session's own validation split (the data file must be unchanged). With \
             --data the session's data file (same sha256, wherever it is now): that split too. With other \
             --data: every row of that dataset (rotten-tomatoes, imdb, or a CSV/TSV/JSONL file); its \
-            labels must be as many as the head's classes.
+            labels must be as many as the head's classes. --predictions FILE also writes every row's \
+            index (in the evaluated split or data file), label, predicted class and logits: JSON Lines \
+            for FILE.jsonl, CSV for FILE.csv.
             """)
 
     @Argument(help: "Session id (or a unique prefix of it).")
@@ -27,11 +29,26 @@ struct EvalCommand: ParsableCommand {
     var labelMap: String?
     @Option(name: .customLong("batch-size"), help: "Sentences per batch (default: the session's).")
     var batchSize: Int?
+    @Option(name: .long, help: "Also write every row's index, label, predicted class and logits to this file (.jsonl: JSON Lines, .csv: CSV).")
+    var predictions: String?
+    @Flag(name: .long, help: "Let --predictions replace an existing file.")
+    var force = false
     @OptionGroup var threads: ThreadOptions
     @OptionGroup var sessions: SessionsOptions
 
     func run() throws {
         try runReporting {
+            let predictionsFile = try predictions.map { p -> (URL, SessionPredictions.Format) in
+                guard let f = SessionPredictions.format(of: p) else {
+                    throw TrainingError.usage("--predictions \(p): the file must end in .jsonl (JSON Lines) or .csv (CSV)")
+                }
+                let url = URL(fileURLWithPath: (p as NSString).expandingTildeInPath).standardizedFileURL
+                if !force && FileManager.default.fileExists(atPath: url.path) {
+                    throw TrainingError.usage("--predictions \(p): the file already exists; pass --force to replace it")
+                }
+                return (url, f)
+            }
+            if force && predictions == nil { throw TrainingError.usage("--force applies to --predictions; without it nothing is written") }
             try threads.apply()
             let session = try sessions.store.load(id)
             let snap = try session.snapshot(step: snapshot, warn: { progressLine("warning: \($0)") })
@@ -49,6 +66,8 @@ struct EvalCommand: ParsableCommand {
             let store = AssetStore()
             let result: (accuracy: Double, loss: Double, count: Int)
             let what: String
+            let rows: [RowPrediction]
+            let classes: Int
             if let data, !ownData {
                 let (model, head) = try SessionModels.load(session: session, snapshot: snap, store: store, progress: progressLine)
                 let dataset = try store.loadDataset(
@@ -65,6 +84,8 @@ struct EvalCommand: ParsableCommand {
                 let classifier = SequenceClassifier(encoder: model.encoder, head: head, maxBatch: batch, maxSeq: maxSeq)
                 result = SessionModels.evaluate(classifier, on: set, batchSize: batch)
                 what = "\(dataset.name) (all \(set.count) rows)"
+                rows = predictionsFile == nil ? [] : SessionPredictions.compute(classifier, on: set, batchSize: batch)
+                classes = head.classes
             } else {
                 if let data { progressLine("note: \(data) has the sha256 of the session's data: evaluating its validation split") }
                 let prepared = try RunBuilder.prepare(c, store: store, progress: progressLine)
@@ -74,9 +95,15 @@ struct EvalCommand: ParsableCommand {
                 try snap.apply(to: prepared.classifier.encoder, head: prepared.classifier.head)
                 result = SessionModels.evaluate(prepared.classifier, on: prepared.validation, batchSize: batch)
                 what = "the validation split of \(prepared.dataset.name) (\(prepared.validation.count) rows)"
+                rows = predictionsFile == nil ? [] : SessionPredictions.compute(prepared.classifier, on: prepared.validation, batchSize: batch)
+                classes = prepared.classifier.head.classes
             }
             print(String(format: "accuracy %.4f  loss %.4f  on %@, snapshot step %d of %@",
                          result.accuracy, result.loss, what, snap.step, session.id))
+            if let (url, format) = predictionsFile {
+                try SessionPredictions.write(SessionPredictions.render(rows, classes: classes, format: format), to: url, force: force)
+                print("predictions of \(rows.count) rows written to \(url.path)")
+            }
         }
     }
 }
