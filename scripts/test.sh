@@ -31,6 +31,12 @@ done
 # TensorBoard's own readers (tensorboard in a virtual environment outside the tree).
 TB_PYTHON=$(bash scripts/setup-python.sh) bash scripts/report/check_report.sh
 
+# The PyTorch side: qgoft-torch (python/) unit tests, snapshots both ways between qgoft and torch,
+# an HF Trainer fine-tune under torchrun (2 processes, gloo) steered through commands.jsonl and
+# again by keys typed into `qgoft attach` under tmux, the plain-loop example. Installs torch and
+# transformers into the same virtual environment (about 5 GB, once).
+bash scripts/torch/check.sh
+
 # Reliability: a short kill soak (5 SIGKILLs, resumed, compared with a straight run) and fault
 # injection (full disk, immutable and read-only session folder; needs root, as CI runs).
 bash scripts/reliability/kill-soak.sh --kills 5
@@ -40,5 +46,5 @@ bash scripts/reliability/faults.sh
 bash scripts/fuzz/run.sh --seconds 10
 
 # Every stage above stops the script on failure (set -e), so reaching here means all passed.
-echo "test.sh: swift test, snapshot interop, report and TensorBoard, kill soak, faults, fuzzing"
-echo "stages: 6 passed, 0 failed"
+echo "test.sh: swift test, snapshot interop, report and TensorBoard, PyTorch side, kill soak, faults, fuzzing"
+echo "stages: 7 passed, 0 failed"

@@ -13,6 +13,7 @@
 #    steered through commands.jsonl by scripts/torch/drive.py (pause, step, set_lambda, set_lr,
 #    snapshot, resume), then read by qgoft: inspect --print, sessions, eval --predictions (same
 #    predictions as torch computed), export --merge (checked by scripts/interop/check_snapshot.py)
+#    and the same run steered by keys typed into `qgoft attach` under tmux (drive.py --attach)
 # 5. the plain-loop example (python/examples/plain_loop.py), read by qgoft inspect --print
 #
 # QGOFT_TORCH_STEPS (default 24) sets the length of the torchrun fine-tune.
@@ -131,6 +132,30 @@ if "$qgoft" export "$run" --snapshot "${snap##*-}" --merge --out "$tmp/merged" >
     pass "qgoft export --merge of the steered snapshot ${snap##*/} (checked by check_snapshot.py)"
 else
     cat "$tmp/export.log"; fail "qgoft export --merge of ${snap##*/}"
+fi
+
+step "the same fine-tune steered by keys typed into qgoft attach under tmux"
+if command -v tmux >/dev/null; then
+    arun="$tmp/ddp-attach/run"
+    mkdir -p "$tmp/ddp-attach"
+    start=$(date +%s)
+    "$(dirname "$py")/torchrun" --nproc_per_node 2 python/examples/train_hf.py --session-dir "$arun" --ddp-backend gloo --cpu \
+        --max-steps "$steps" --stats-every 10 --rank-log "$tmp/ddp-attach/ranks" >"$tmp/ddp-attach/train.log" 2>&1 &
+    attach_pid=$!
+    pids+=("$attach_pid")
+    if "$py" scripts/torch/drive.py "$arun" --rank-log "$tmp/ddp-attach/ranks" --world 2 --timeout 600 --attach "$qgoft"; then
+        pass "qgoft attach keys: Space, +, n, ], s, Space on both ranks"
+    else
+        fail "qgoft attach driving the torchrun fine-tune (see the FAIL lines above)"
+        kill "$attach_pid" 2>/dev/null
+    fi
+    if wait "$attach_pid"; then
+        pass "the attached torchrun fine-tune ended cleanly in $(( $(date +%s) - start )) s"
+    else
+        tail -30 "$tmp/ddp-attach/train.log"; fail "the attached torchrun fine-tune"
+    fi
+else
+    fail "tmux missing (scripts/setup.sh --tests installs it)"
 fi
 
 step "plain-loop example"

@@ -2,7 +2,11 @@
 """Steers a running qgoft-torch session through its commands.jsonl and checks what every rank did
 (scripts/torch/check.sh runs it beside `torchrun ... python/examples/train_hf.py`).
 
-  drive.py SESSION_DIR --rank-log DIR --world N [--timeout S]
+  drive.py SESSION_DIR --rank-log DIR --world N [--timeout S] [--attach QGOFT_BINARY]
+
+With --attach the commands are keys typed into `qgoft attach SESSION_DIR` running under tmux
+(Space, +, n, ], s, Space), and the attached screen is checked as well (PAUSED while paused,
+nothing pending once the run has answered); without it they are lines appended to commands.jsonl.
 
 set_lambda 2x while running, pause (the step counter stops on every rank), step (exactly one
 more), set_lr 2x and snapshot while paused, resume; then: every command acknowledged exactly once,
@@ -13,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -70,6 +75,28 @@ class Session:
         return {r: jsonl(os.path.join(self.rank_log, f"rank-{r}.jsonl")) for r in range(self.world)}
 
 
+class Attached:
+    """`qgoft attach SESSION` in a tmux session of its own; keys in, screen out."""
+
+    KEYS = {"pause": "Space", "resume": "Space", "step": "n", "set_lambda": "+", "set_lr": "]", "snapshot": "s"}
+
+    def __init__(self, qgoft, session):
+        self.sock = f"qgoft-drive-{os.getpid()}"
+        self.tmux("new-session", "-d", "-s", "attach", "-x", "120", "-y", "40", f"'{qgoft}' attach '{session}'; sleep 600")
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, text=True, check=False).stdout
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "attach")
+
+    def key(self, name):
+        self.tmux("send-keys", "-t", "attach", self.KEYS[name])
+
+    def close(self):
+        self.tmux("kill-server")
+
+
 def wait(cond, timeout, what):
     end = time.time() + timeout
     while time.time() < end:
@@ -88,22 +115,56 @@ def main():
     ap.add_argument("--world", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--hold", type=float, default=3.0, help="seconds to watch a paused run")
+    ap.add_argument("--attach", metavar="QGOFT", help="steer with keys typed into `QGOFT attach` under tmux")
     a = ap.parse_args()
     s = Session(a.session, a.rank_log, a.world)
     wait(lambda: os.path.exists(os.path.join(a.session, "lock")) and os.path.exists(os.path.join(a.session, "session.json")),
          a.timeout, "the session and its lock appear")
+    attached = Attached(a.attach, a.session) if a.attach else None
+    try:
+        drive(a, s, attached)
+    finally:
+        if attached:
+            attached.close()
+    sys.exit(1 if FAILED else 0)
+
+
+def drive(a, s, attached):
     info = s.info()
     lam0 = info["configuration"]["lambda"]
     peak0 = info["configuration"]["learningRate"]
     total = info["run"]["totalSteps"]
     who = f"drive.py pid {os.getpid()}"
 
+    sent = {}
+
+    def send(name, cid, value=None):
+        """One command, as a channel line or as attach's key; remembers how to find its answer."""
+        if attached is None:
+            append_command(a.session, name, value, cid=cid, sender=who)
+            sent[cid] = None
+        else:
+            sent[cid] = (name, len(s.events()))
+            attached.key(name)
+
+    def answers(cid):
+        if sent.get(cid) is None:
+            return s.acks(cid)
+        name, before = sent[cid]
+        return [e for e in s.events()[before:] if isinstance(e.get("command"), dict) and e["command"].get("name") == name]
+
     def ack(cid):
-        return wait(lambda: s.acks(cid), a.timeout, f"{cid} is acknowledged")[0]
+        e = wait(lambda: answers(cid), a.timeout, f"{cid} is acknowledged")[0]
+        if attached is not None:
+            check(e["command"]["id"].startswith("attach-"), f"{cid}: sent by qgoft attach ({e['command']['id']})")
+        return e
+
+    if attached is not None:
+        wait(lambda: "steering" in attached.screen(), a.timeout, "the attached screen")
 
     # 1. set_lambda while running
     wait(lambda: s.last_step() >= 3, a.timeout, "three steps")
-    append_command(a.session, "set_lambda", 2 * lam0, cid="drv-lambda", sender=who)
+    send("set_lambda", "drv-lambda", 2 * lam0)
     e = ack("drv-lambda")
     t_lam = e["step"]
     check(e["kind"] == "lambdaChanged" and e["command"]["status"] == "applied" and e["to"] == 2 * lam0,
@@ -111,7 +172,7 @@ def main():
 
     # 2. pause: the counter stops on every rank
     wait(lambda: s.last_step() >= t_lam + 3, a.timeout, "three more steps")
-    append_command(a.session, "pause", cid="drv-pause", sender=who)
+    send("pause", "drv-pause")
     e = ack("drv-pause")
     sp = e["step"]
     check(e["kind"] == "paused", f"pause applied at step {sp}")
@@ -121,12 +182,16 @@ def main():
     check(all(r and r[-1]["step"] == sp for r in ranks.values()),
           f"every rank's last step is {sp} while paused: {[r[-1]['step'] if r else None for r in ranks.values()]}")
     check(s.info()["status"] == "paused", "session.json says paused")
+    if attached is not None:
+        screen = wait(lambda: (lambda t: t if "PAUSED" in t and "pending" not in t else None)(attached.screen()), 30,
+                      "the attached screen shows PAUSED, nothing pending")
+        check(f"step {sp}/" in screen, f"the attached screen shows step {sp}")
     with open(os.path.join(a.session, "lock")) as f:
         hb = json.load(f)["heartbeat"]
     check(time.time() - hb < 12, f"the lock's heartbeat is fresh while paused ({time.time() - hb:.1f} s old)")
 
     # 3. step: exactly one more
-    append_command(a.session, "step", cid="drv-step", sender=who)
+    send("step", "drv-step")
     e = ack("drv-step")
     check(e["kind"] == "stepOnce" and e["step"] == sp, f"step applied at step {sp}")
     wait(lambda: s.last_step() >= sp + 1, a.timeout, "the one step")
@@ -137,10 +202,10 @@ def main():
 
     # 4. set_lr and snapshot while paused
     sb = sp + 1
-    append_command(a.session, "set_lr", 2 * peak0, cid="drv-lr", sender=who)
+    send("set_lr", "drv-lr", 2 * peak0)
     e = ack("drv-lr")
     check(e["kind"] == "lrChanged" and e["step"] == sb and e["to"] == 2 * peak0, f"set_lr {2 * peak0:g} applied at step {sb}")
-    append_command(a.session, "snapshot", cid="drv-snap", sender=who)
+    send("snapshot", "drv-snap")
     e = ack("drv-snap")
     snap = e.get("path", "")
     files = sorted(os.listdir(snap)) if os.path.isdir(snap) else []
@@ -154,7 +219,7 @@ def main():
               f"the snapshot holds step {st['step']}, lambda {st['lambda']:g}, lr {st['learning_rate']:g}")
 
     # 5. resume, to the end
-    append_command(a.session, "resume", cid="drv-resume", sender=who)
+    send("resume", "drv-resume")
     e = ack("drv-resume")
     check(e["kind"] == "unpaused" and e["step"] == sb, f"resume applied at step {sb}")
     wait(lambda: s.info()["status"] in ("finished", "stopped", "failed"), a.timeout, "the run ends")
@@ -168,7 +233,7 @@ def main():
 
     # 6. what every rank did
     for cid in ("drv-lambda", "drv-pause", "drv-step", "drv-lr", "drv-snap", "drv-resume"):
-        acks = s.acks(cid)
+        acks = answers(cid)
         check(len(acks) == 1 and acks[0]["command"]["status"] == "applied", f"{cid} acknowledged exactly once, applied")
     steps = s.steps()
     check([m["step"] for m in steps] == list(range(1, total + 1)), "one step record per step")
@@ -196,7 +261,6 @@ def main():
     check(all(per_rank) and len(per_rank) == a.world,
           f"every rank ({a.world}) used lambda {2 * lam0:g} from step {t_lam + 1} and the doubled lr from step {sb + 1}: {per_rank}")
     print(json.dumps({"lambda_changed_at": t_lam, "paused_at": sp, "lr_changed_at": sb, "snapshot": snap}), flush=True)
-    sys.exit(1 if FAILED else 0)
 
 
 if __name__ == "__main__":
