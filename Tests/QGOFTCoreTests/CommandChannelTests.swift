@@ -211,8 +211,15 @@ final class CommandChannelTests: XCTestCase {
         s = try waitUntil("the refusal") { $0.channel?.lastRefusal != nil }
         XCTAssertEqual(s.channel?.lastRefusal?.name, "set_lambda")
         XCTAssertEqual(s.channel?.lastRefusal?.reason, "lambda must be a non-negative number, not -1.0")
-        attached.send(.setLambda(0.25))
+        // A second workbench attached at the same time: its command is answered; the first one
+        // sees the change but nothing of its own pending.
+        let other = try AttachedRun(directory: w.directory)
+        other.pollInterval = 0
+        other.send(.setLambda(0.25))
+        XCTAssertEqual(other.latestSnapshot().channel?.pending.map(\.name), ["set_lambda"])
         s = try waitUntil("lambda 0.25") { $0.lambda == 0.25 }
+        XCTAssertEqual(s.channel?.pending, [])
+        XCTAssertEqual(s.channel?.lastRefusal?.name, "set_lambda", "the first one's own refusal stays its last")
         attached.send(.stop)
         trainer.waitUntilDone()
         w.close()
