@@ -35,9 +35,9 @@ def parse_line(text: str, number: int) -> Command:
     name = name if isinstance(name, str) else None
     sender = obj.get("from") if isinstance(obj.get("from"), str) else None
     c = Command(number, cid, name, sender=sender)
-    ver = obj.get("format_version")
+    ver = obj.get("format_version", 1)  # may be left out: version 1
     if not isinstance(ver, int) or isinstance(ver, bool):
-        c.problem = "format_version is missing or not an integer"
+        c.problem = "'format_version' must be an integer"
         return c
     if ver > 1:
         c.problem = f"format_version {ver} is newer than this trainer reads (1)"

@@ -75,6 +75,8 @@ class ParseTests(unittest.TestCase):
         self.assertIsNone(parse_line("{nope", 3).id)
         self.assertIn("unknown command 'dance'", parse_line('{"format_version":1,"id":"a","command":"dance"}', 1).problem)
         self.assertIn("newer", parse_line('{"format_version":2,"id":"a","command":"pause"}', 1).problem)
+        self.assertEqual(parse_line('{"id":"a","command":"pause"}', 1).problem, None, "no format_version: version 1")
+        self.assertIn("must be an integer", parse_line('{"format_version":"1","id":"a","command":"pause"}', 1).problem)
         self.assertIn("negative", parse_line('{"format_version":1,"id":"a","command":"set_lambda","value":-1}', 1).problem)
         self.assertIn("numeric", parse_line('{"format_version":1,"id":"a","command":"set_lr"}', 1).problem)
         self.assertIn("> 0", parse_line('{"format_version":1,"id":"a","command":"set_lr","value":0}', 1).problem)
