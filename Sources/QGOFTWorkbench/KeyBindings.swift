@@ -43,6 +43,7 @@ public enum Action: Sendable, Hashable {
     case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
     case compare
     case driftMetric
+    case browse
 }
 
 /// One row of the binding table: keys, the action, where it applies and how it is described.
@@ -123,6 +124,7 @@ public enum KeyBindings {
         KeyBinding([.char("O")], .sortReverse, both, "reverse the sort order"),
         KeyBinding([.char("?"), .char("h")], .help, both, "this help", bar: "Help"),
         KeyBinding([.char("q")], .quit, both, "quit (live: asks, then stops the run with a final snapshot; attach: stop or detach)", bar: "Quit"),
+        KeyBinding([.char("b")], .browse, [.live, .replay], "sessions browser: / filter, Space mark, Enter open, c compare", bar: "Sessions"),
     ]
 
     /// The action bound to `key` in `mode`.
@@ -160,8 +162,10 @@ public struct WorkbenchModel: Sendable {
             view.showHelp = false
             return .redraw
         }
+        if case .mouse(let m) = key { return handleMouse(m, snapshot: snapshot, catalog: catalog) }
         if view.prompt != nil { return handlePrompt(key) }
         if view.picker != nil { return handlePicker(key, catalog: catalog) }
+        if view.browser != nil { return handleBrowser(key, catalog: catalog) }
         if view.confirmingQuit { return handleConfirm(key, snapshot: snapshot) }
         guard let action = KeyBindings.action(for: key, mode: mode) else {
             if case .char(let c) = key, mode == .replay, "pnLR+-[]se".contains(c) {
@@ -287,6 +291,15 @@ public struct WorkbenchModel: Sendable {
                 ? "loss chart: \(view.follow ? "last \(w) steps" : "whole run")"
                 : "loss chart: \(action == .zoomIn ? "fully zoomed in" : "shows every step")"
             return .redraw
+        case .browse:
+            guard let catalog else {
+                view.message = "no sessions folder to browse"
+                return .redraw
+            }
+            let current = replay?.session.run.sessionID ?? snapshot.run.sessionID
+            view.browser = SessionBrowser(
+                entries: catalog.list(), header: catalog.header, rightAligned: catalog.rightAligned, current: current)
+            return .redraw
         case .driftMetric:
             view.driftMetric = view.driftMetric == .matrix ? .meanBlock : .matrix
             view.message = "drift over time: \(view.driftMetric.title)"
@@ -408,6 +421,159 @@ public struct WorkbenchModel: Sendable {
             return .ignored
         }
         view.picker = p
+        return .redraw
+    }
+
+    /// A click selects the layer (the layer table, the drift views) or the session (the
+    /// browser) under it; the wheel zooms the loss chart (up: in) and scrolls lists. Everything
+    /// stays reachable by keys; a prompt, the picker or the quit question ignore the mouse.
+    public mutating func handleMouse(_ m: MouseEvent, snapshot: TrainerSnapshot, catalog: ReplayCatalog? = nil)
+        -> KeyOutcome
+    {
+        guard view.prompt == nil, view.picker == nil, !view.confirmingQuit else { return .ignored }
+        let rows = LayerRows.rows(snapshot)
+        guard let layout = Layout.compute(rows: m.rows, cols: m.cols, layerCount: rows.count) else { return .ignored }
+        func inside(_ r: Rect) -> Bool { m.row >= r.row && m.row < r.bottom && m.col >= r.col && m.col < r.right }
+        if var b = view.browser {
+            guard b.compared == nil else { return .ignored }
+            let list = SessionBrowserView.listRect(layout.body)
+            switch m.kind {
+            case .wheelUp, .wheelDown:
+                b.move(by: m.kind == .wheelUp ? -3 : 3)
+            case .click:
+                guard inside(list) else { return .ignored }
+                let n = b.visible.count
+                let top = LayerTableView.scrollOffset(selected: min(b.cursor, max(0, n - 1)), count: n, visible: list.height)
+                let i = top + m.row - list.row
+                guard i < n else { return .ignored }
+                b.cursor = i
+                b.toggleMark(b.visible[i].id)
+            }
+            view.browser = b
+            view.message = nil
+            return .redraw
+        }
+        if view.showHelp {
+            view.showHelp = false
+            return .redraw
+        }
+        func select(in list: Rect, order: [LayerRow]) -> KeyOutcome {
+            guard m.kind == .click, inside(list), !order.isEmpty else { return .ignored }
+            let sel = order.firstIndex { $0.module == view.selectedModule } ?? 0
+            let top = LayerTableView.scrollOffset(selected: sel, count: order.count, visible: list.height)
+            let i = top + m.row - list.row
+            guard i < order.count else { return .ignored }
+            view.selectedModule = order[i].module
+            view.message = nil
+            return .redraw
+        }
+        switch view.activeView {
+        case .overview:
+            if inside(layout.chart), m.kind != .click {
+                return perform(m.kind == .wheelUp ? .zoomIn : .zoomOut, snapshot: snapshot, catalog: catalog)
+            }
+            let tableList = Rect(row: layout.table.row + 3, col: layout.table.col, height: max(0, layout.table.height - 3), width: layout.table.width)
+            if inside(tableList) { return select(in: tableList, order: LayerRows.sorted(rows, by: view.sortColumn, descending: view.sortDescending)) }
+            let heat = Rect(row: layout.heatmap.row + 2, col: layout.heatmap.col, height: max(0, layout.heatmap.height - 3), width: layout.heatmap.width)
+            return select(in: heat, order: rows)
+        case .driftHistory:
+            let list = Rect(row: layout.body.row + 1, col: layout.body.col, height: max(0, layout.body.height - 4), width: layout.body.width)
+            return select(in: list, order: rows)
+        case .layerDetail, .lambdaHistory:
+            guard m.kind != .click else { return .ignored }
+            return perform(m.kind == .wheelUp ? .selectUp : .selectDown, snapshot: snapshot, catalog: catalog)
+        }
+    }
+
+    private mutating func handleBrowser(_ key: Key, catalog: ReplayCatalog?) -> KeyOutcome {
+        guard var b = view.browser else { return .ignored }
+        defer { if view.browser != nil { view.browser = b } }
+        if b.compared != nil {
+            switch key {
+            case .escape, .char("c"), .backspace:
+                b.compared = nil
+                b.unloadable = []
+                return .redraw
+            case .char("q"), .char("b"):
+                view.browser = nil
+                return .redraw
+            case .char("l"):
+                view.logScale.toggle()
+                return .redraw
+            case .char("{"), .char("}"):
+                view.smoothing = LossChartView.nextSmoothing(view.smoothing, up: key == .char("}"))
+                return .redraw
+            default:
+                return .ignored
+            }
+        }
+        if b.typingFilter {
+            switch key {
+            case .enter, .escape:
+                b.typingFilter = false
+                if key == .escape { b.filter = "" }
+            case .backspace:
+                if !b.filter.isEmpty { b.filter.removeLast() }
+            case .char(let c):
+                if b.filter.count < 40 { b.filter.append(c) }
+            case .up, .down:
+                b.move(by: key == .up ? -1 : 1)
+            default:
+                return .ignored
+            }
+            b.cursor = min(b.cursor, max(0, b.visible.count - 1))
+            return .redraw
+        }
+        switch key {
+        case .escape, .char("q"), .char("b"):
+            view.browser = nil
+        case .char("/"):
+            b.typingFilter = true
+        case .up, .char("k"):
+            b.move(by: -1)
+        case .down, .char("j"):
+            b.move(by: 1)
+        case .pageUp:
+            b.move(by: -10)
+        case .pageDown:
+            b.move(by: 10)
+        case .home:
+            b.cursor = 0
+        case .end:
+            b.cursor = max(0, b.visible.count - 1)
+        case .char(" "):
+            guard let e = b.current else { return .ignored }
+            b.toggleMark(e.id)
+            b.move(by: 1)
+        case .char("c"):
+            let ids = b.marked.isEmpty ? (b.current.map { [$0.id] } ?? []) : b.marked
+            guard !ids.isEmpty, let catalog else {
+                view.message = "no session to compare"
+                return .redraw
+            }
+            var runs: [ComparedRun] = []
+            b.unloadable = []
+            for id in ids {
+                if let s = catalog.load(id) { runs.append(ComparedRun(id: id, session: s)) } else { b.unloadable.append(id) }
+            }
+            b.compared = runs
+        case .enter:
+            guard let e = b.current else { return .ignored }
+            guard mode == .replay else {
+                view.message = "qgoft inspect \(e.id) replays it (the run here goes on)"
+                return .redraw
+            }
+            guard let s = catalog?.load(e.id) else {
+                view.message = "could not load session \(e.id)"
+                return .redraw
+            }
+            replay = ReplayState(session: s)
+            view.browser = nil
+            view.selectedModule = nil
+            view.message = "replaying \(e.id)"
+        default:
+            return .ignored
+        }
         return .redraw
     }
 

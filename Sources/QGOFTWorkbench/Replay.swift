@@ -73,18 +73,26 @@ public struct ReplaySession: Sendable {
     }
 }
 
-/// The other sessions a replay can overlay for comparison (`c`): a listing and a loader.
+/// The sessions a replay can overlay for comparison (`c`) and the sessions browser (`b`)
+/// lists: a listing and a loader.
 public struct ReplayCatalog: Sendable {
-    /// One entry per session: an id to load it by and a one-line summary.
+    /// One entry per session: an id to load it by, a one-line summary, the table row.
     public var list: @Sendable () -> [ReplayCatalogEntry]
     public var load: @Sendable (String) -> ReplaySession?
+    /// The browser's column titles (`qgoft sessions`'s).
+    public var header: [String]
+    /// Columns aligned right.
+    public var rightAligned: Set<Int>
 
     public init(
         list: @escaping @Sendable () -> [ReplayCatalogEntry],
-        load: @escaping @Sendable (String) -> ReplaySession?
+        load: @escaping @Sendable (String) -> ReplaySession?,
+        header: [String] = ["ID", "SUMMARY"], rightAligned: Set<Int> = []
     ) {
         self.list = list
         self.load = load
+        self.header = header
+        self.rightAligned = rightAligned
     }
 }
 
@@ -92,11 +100,17 @@ public struct ReplayCatalog: Sendable {
 public struct ReplayCatalogEntry: Sendable, Equatable {
     public var id: String
     public var summary: String
+    /// The sessions table's row (empty: id and summary).
+    public var cells: [String]
 
-    public init(id: String, summary: String) {
+    public init(id: String, summary: String, cells: [String] = []) {
         self.id = id
         self.summary = summary
+        self.cells = cells
     }
+
+    /// The row the browser shows.
+    public var row: [String] { cells.isEmpty ? [id, summary] : cells }
 }
 
 /// The replay's timeline: the session, the cursor (a logged step) and the comparison overlay.

@@ -78,6 +78,7 @@ public enum Screen {
         case .driftHistory:
             DriftHistoryView.draw(ctx, in: layout.body, grid: &grid)
         }
+        if let browser = ctx.view.browser { SessionBrowserView.draw(browser, ctx, in: layout.body, grid: &grid) }
         if let picker = ctx.view.picker { drawPicker(picker, ctx, in: layout.body, grid: &grid) }
         KeyBar.draw(ctx, in: layout.keyBar, grid: &grid)
     }

@@ -88,6 +88,13 @@ final class Terminal {
     private static let aReverse: attr_t = 1 << 18
     private static let aDim: attr_t = 1 << 20
     private static let aBold: attr_t = 1 << 21
+    // Mouse masks, NCURSES_MOUSE_MASK(b, m) = m << ((b - 1) * 5) (mouse version 2): button 1
+    // pressed / clicked, buttons 4 and 5 (the wheel) pressed.
+    private static let button1Pressed: mmask_t = 2
+    private static let button1Clicked: mmask_t = 4
+    private static let button4Pressed: mmask_t = 2 << 15
+    private static let button5Pressed: mmask_t = 2 << 20
+    private static let mouseMask: mmask_t = button1Pressed | button1Clicked | button4Pressed | button5Pressed
 
     /// Sets the terminal up: wide-character locale, cbreak, no echo, keypad, hidden cursor,
     /// colours. `requested` nil detects: NO_COLOR (any value) or no colour support gives
@@ -109,6 +116,13 @@ final class Terminal {
         noecho()
         nonl()
         keypad(w, true)
+        // Clicks and the wheel where the terminal reports them (xterm's protocol); a terminal
+        // without a mouse gets a mask of 0 and only keys. QGOFT_NO_MOUSE keeps the terminal's
+        // own selection (most terminals also select with Shift held while the mouse is on).
+        if ProcessInfo.processInfo.environment["QGOFT_NO_MOUSE"] == nil {
+            mouseinterval(0)
+            _ = mousemask(Self.mouseMask, nil)
+        }
         curs_set(0)
         set_escdelay(25)
         var mode: ColorMode = .none
@@ -221,6 +235,21 @@ final class Terminal {
             case KEY_BTAB: return .backTab
             case KEY_BACKSPACE, KEY_DC: return .backspace
             case KEY_RESIZE: return .resize
+            case KEY_MOUSE:
+                var e = MEVENT()
+                guard getmouse(&e) == OK else { return nil }
+                let kind: MouseEvent.Kind
+                if e.bstate & Self.button4Pressed != 0 {
+                    kind = .wheelUp
+                } else if e.bstate & Self.button5Pressed != 0 {
+                    kind = .wheelDown
+                } else if e.bstate & (Self.button1Pressed | Self.button1Clicked) != 0 {
+                    kind = .click
+                } else {
+                    return nil
+                }
+                let (rows, cols) = size
+                return .mouse(MouseEvent(kind, row: Int(e.y), col: Int(e.x), rows: rows, cols: cols))
             default: return nil
             }
         }

@@ -9,6 +9,8 @@ public enum Key: Hashable, Sendable {
     case enter, tab, backTab, backspace, escape
     /// The terminal changed size (KEY_RESIZE).
     case resize
+    /// A mouse click or wheel turn, where the terminal reports them.
+    case mouse(MouseEvent)
 
     /// The name the key bar and the help screen show.
     public var name: String {
@@ -31,7 +33,27 @@ public enum Key: Hashable, Sendable {
         case .backspace: "Bksp"
         case .escape: "Esc"
         case .resize: "resize"
+        case .mouse(let m): m.kind == .click ? "click" : "wheel"
         }
+    }
+}
+
+/// A mouse event at a cell of a screen of `rows` x `cols` (the size it was reported on, so
+/// that the model can hit-test against the same layout).
+public struct MouseEvent: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable { case click, wheelUp, wheelDown }
+    public var kind: Kind
+    public var row: Int
+    public var col: Int
+    public var rows: Int
+    public var cols: Int
+
+    public init(_ kind: Kind, row: Int, col: Int, rows: Int, cols: Int) {
+        self.kind = kind
+        self.row = row
+        self.col = col
+        self.rows = rows
+        self.cols = cols
     }
 }
 
@@ -142,6 +164,8 @@ public struct ViewState: Sendable, Equatable {
     /// What would make `message` out of date ("snapshot requested" until the snapshot is saved).
     public var messageAwaits: Acknowledgement?
     public var picker: Picker?
+    /// The sessions browser (`b`), while open.
+    public var browser: SessionBrowser?
 
     public init() {}
 }

@@ -34,17 +34,18 @@ public enum Workbench {
     /// Live: draws `control.latestSnapshot()` copies and sends every change through
     /// `control.send`. Runs until the user quits (after confirming and the trainer reaching a
     /// terminal state, or with q once the trainer has ended on its own) or a signal arrives.
+    /// `catalog`: the sessions the browser (`b`) lists and compares.
     @discardableResult
-    public static func runLive(control: TrainerControl, options: WorkbenchOptions = WorkbenchOptions()) throws
-        -> WorkbenchExit
-    {
+    public static func runLive(
+        control: TrainerControl, options: WorkbenchOptions = WorkbenchOptions(), catalog: ReplayCatalog? = nil
+    ) throws -> WorkbenchExit {
         let terminal = try Terminal(requested: options.colorMode)
         defer { terminal.restore() }
         let signals = SignalGuard.install()
         defer { signals.uninstall() }
         var model = WorkbenchModel()
         let exit = MainLoop(terminal: terminal, options: options).run(
-            model: &model, snapshot: { _ in control.latestSnapshot() }, send: control.send, catalog: nil,
+            model: &model, snapshot: { _ in control.latestSnapshot() }, send: control.send, catalog: catalog,
             reload: { _ in })
         if case .interrupted = exit, options.stopTrainerOnSignal, !control.latestSnapshot().state.isTerminal {
             control.send(.stop)

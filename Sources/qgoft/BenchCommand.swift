@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QGOFTCore
+import QGOFTWorkbench
 
 /// `qgoft bench`: the peer's `--bench` batch, the first 32 training sentences cut to 64 tokens, 3
 /// warm-up steps, then timed steps. The peer pads them to 64 tokens; qgoft runs the packed batch
@@ -30,13 +31,46 @@ struct BenchCommand: ParsableCommand {
     var seqLen: Int = 64
     @Option(name: .long, help: "Timed steps.") var steps: Int = 20
     @Option(name: .customLong("warmup"), help: "Untimed warm-up steps.") var warmup: Int = 3
+    @Option(name: .long, help: "Time the workbench over a saved session (id or prefix): resident memory and the time to draw a frame, off-screen, in replay.")
+    var workbench: String?
+    @Flag(name: .long, help: "With --workbench: live instead of replay: an in-process publisher appends --live-steps synthetic steps (the session's last statistics record as the template) as the trainer publishes, while frames are drawn.")
+    var live = false
+    @Option(name: .customLong("live-steps"), help: "With --workbench --live: steps to publish.")
+    var liveSteps: Int = 100_000
+    @Flag(name: .long, help: "With --workbench --live: histories that never thin (every record kept and copied, as before the bounded history), for comparison.")
+    var unbounded = false
+    @Option(name: .long, help: "With --workbench: frames per view in replay.")
+    var frames: Int = 50
+    @OptionGroup var sessions: SessionsOptions
     @OptionGroup var model: ModelOptions
     @OptionGroup var threads: ThreadOptions
 
     func run() throws {
         try runReporting {
-            guard [forward, train, stats, adapters, tokenizer].filter({ $0 }).count == 1 else {
-                throw ValidationError("choose one of --forward, --train, --stats, --adapters or --tokenizer")
+            guard [forward, train, stats, adapters, tokenizer, workbench != nil].filter({ $0 }).count == 1 else {
+                throw ValidationError("choose one of --forward, --train, --stats, --adapters, --tokenizer or --workbench")
+            }
+            if (live || unbounded) && workbench == nil { throw TrainingError.usage("--live and --unbounded go with --workbench ID") }
+            if let id = workbench {
+                guard frames >= 1 else { throw TrainingError.usage("--frames must be at least 1") }
+                let t0 = Date()
+                let loaded = try sessions.store.load(id)
+                let session = ReplayLoader.replay(loaded)
+                print(String(format: "session %@: %d records, %d events, loaded in %.2f s", loaded.id, loaded.records.count, loaded.events.count, Date().timeIntervalSince(t0)))
+                let lines: [String]
+                if live {
+                    guard let template = loaded.statsRecords.last else {
+                        throw TrainingError("session \(loaded.id) has no statistics record to use as the template")
+                    }
+                    guard liveSteps >= 1 else { throw TrainingError.usage("--live-steps must be at least 1") }
+                    lines = WorkbenchBench.live(
+                        run: session.run, template: template, steps: liveSteps, statsEvery: max(1, loaded.info.configuration.statsEvery),
+                        unbounded: unbounded)
+                } else {
+                    lines = WorkbenchBench.replay(session, frames: frames)
+                }
+                for l in lines { print(l) }
+                return
             }
             guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
                 throw TrainingError.usage("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")

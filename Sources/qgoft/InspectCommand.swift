@@ -27,22 +27,29 @@ struct InspectCommand: ParsableCommand {
                 Swift.print(SessionReport.summary(session, size: session.size))
                 return
             }
-            let catalog = ReplayCatalog(
-                list: {
-                    store.sessionFolders().compactMap { dir in
-                        guard dir.lastPathComponent != session.id, let s = try? LoadedSession.load(dir) else { return nil }
-                        return ReplayCatalogEntry(id: s.id, summary: SessionReport.oneLine(s))
-                    }
-                },
-                load: { id in (try? store.load(id)).map { ReplayLoader.replay($0) } })
             for w in session.warnings { progressLine("warning: \(w)") }
-            try Workbench.runReplay(session: ReplayLoader.replay(session), catalog: catalog)
+            try Workbench.runReplay(session: ReplayLoader.replay(session), catalog: ReplayLoader.catalog(store))
         }
     }
 }
 
 /// Builds the workbench's replay sessions from session folders.
 enum ReplayLoader {
+    /// Every session of `store` for the compare picker and the sessions browser (the picker
+    /// leaves out the session on screen itself).
+    static func catalog(_ store: SessionStore) -> ReplayCatalog {
+        ReplayCatalog(
+            list: {
+                store.sessionFolders().compactMap { dir in
+                    guard let s = try? LoadedSession.load(dir) else { return nil }
+                    return ReplayCatalogEntry(
+                        id: s.id, summary: SessionReport.oneLine(s), cells: SessionReport.cells(s, size: s.size))
+                }
+            },
+            load: { id in (try? store.load(id)).map { ReplayLoader.replay($0) } },
+            header: SessionReport.header, rightAligned: SessionReport.rightAligned)
+    }
+
     /// The replay of a loaded session, with a reload that re-reads the folder when its files change.
     static func replay(_ s: LoadedSession) -> ReplaySession {
         var run = s.info.run

@@ -262,7 +262,7 @@ struct TrainCommand: ParsableCommand {
                     trainer.waitUntilDone()
                     withExtendedLifetime(stopper) {}
                 } else {
-                    let exit = try Workbench.runLive(control: trainer)
+                    let exit = try Workbench.runLive(control: trainer, catalog: ReplayLoader.catalog(store))
                     var interrupted = false
                     if case .interrupted = exit {
                         interrupted = true

@@ -10,27 +10,36 @@ public enum SessionReport {
     }
 
     /// The `qgoft sessions` table.
+    /// The sessions table's column titles.
+    public static let header = ["ID", "METHOD", "MODEL", "DATA", "STEPS", "BEST ACC", "λ CHANGES", "STATUS", "SIZE"]
+    /// The columns `table` aligns right.
+    public static let rightAligned: Set<Int> = [4, 5, 6, 8]
+
+    /// A loaded session's row of the sessions table (the workbench's browser shows the same).
+    public static func cells(_ s: LoadedSession, size: Int) -> [String] {
+        let c = s.info.configuration
+        let total = s.info.run.totalSteps
+        return [
+            s.id, c.method.rawValue + (c.layout == .tree ? "" : "/\(c.layout.rawValue)"), short(c.model), s.info.data.name,
+            total > 0 ? "\(s.lastStep)/\(total)" : "\(s.lastStep)",
+            s.bestValAccuracy.map { percent($0) } ?? "-", String(s.lambdaChanges.count),
+            s.status.rawValue, bytes(size),
+        ]
+    }
+
     public static func table(_ rows: [Row]) -> String {
-        let header = ["ID", "METHOD", "MODEL", "DATA", "STEPS", "BEST ACC", "λ CHANGES", "STATUS", "SIZE"]
         var cells: [[String]] = []
         var problems: [String] = []
         for row in rows {
             switch row {
             case .loaded(let s, let size):
-                let c = s.info.configuration
-                let total = s.info.run.totalSteps
-                cells.append([
-                    s.id, c.method.rawValue + (c.layout == .tree ? "" : "/\(c.layout.rawValue)"), short(c.model), s.info.data.name,
-                    total > 0 ? "\(s.lastStep)/\(total)" : "\(s.lastStep)",
-                    s.bestValAccuracy.map { percent($0) } ?? "-", String(s.lambdaChanges.count),
-                    s.status.rawValue, bytes(size),
-                ])
+                cells.append(Self.cells(s, size: size))
             case .unreadable(let id, let problem):
                 cells.append([id, "?", "?", "?", "?", "?", "?", "unreadable", "?"])
                 problems.append("\(id): \(problem)")
             }
         }
-        var out = columns([header] + cells, rightAligned: [4, 5, 6, 8])
+        var out = columns([header] + cells, rightAligned: rightAligned)
         for p in problems { out += "\n" + p }
         return out
     }
