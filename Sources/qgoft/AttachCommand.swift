@@ -28,6 +28,12 @@ struct AttachCommand: ParsableCommand {
             guard isatty(STDOUT_FILENO) != 0, isatty(STDIN_FILENO) != 0 else {
                 throw TrainingError.usage("qgoft attach needs a terminal; `qgoft inspect \(id) --print` prints the session, `qgoft send` sends one command")
             }
+            let metrics = dir.appendingPathComponent(SessionFormat.metricsFile).path
+            let bytes = ((try? FileManager.default.attributesOfItem(atPath: metrics))?[.size] as? NSNumber)?.intValue ?? 0
+            if bytes > 8 << 20 {
+                // About 10 MB/s of JSON on a small machine: say why the screen is not there yet.
+                progressLine("reading \(dir.lastPathComponent): \(bytes >> 20) MiB of metrics...")
+            }
             let run = try AttachedRun(directory: dir, readOnly: readOnly)
             let status = SessionLock.effectiveStatus(try LoadedSession.load(dir).info.status, session: dir)
             if !status.isLive {

@@ -39,6 +39,10 @@ struct BenchCommand: ParsableCommand {
     var liveSteps: Int = 100_000
     @Flag(name: .long, help: "With --workbench --live: histories that never thin (every record kept and copied, as before the bounded history), for comparison.")
     var unbounded = false
+    @Flag(name: .long, help: "With --workbench: as `qgoft attach` follows the session (a copy of it): the first read, frames per view, then --grow step records appended while frames are drawn.")
+    var attach = false
+    @Option(name: .long, help: "With --workbench --attach: step records appended to the copy while it is followed.")
+    var grow: Int = 10_000
     @Option(name: .long, help: "With --workbench: frames per view in replay.")
     var frames: Int = 50
     @OptionGroup var sessions: SessionsOptions
@@ -50,9 +54,15 @@ struct BenchCommand: ParsableCommand {
             guard [forward, train, stats, adapters, tokenizer, workbench != nil].filter({ $0 }).count == 1 else {
                 throw ValidationError("choose one of --forward, --train, --stats, --adapters, --tokenizer or --workbench")
             }
-            if (live || unbounded) && workbench == nil { throw TrainingError.usage("--live and --unbounded go with --workbench ID") }
+            if (live || unbounded || attach) && workbench == nil { throw TrainingError.usage("--live, --unbounded and --attach go with --workbench ID") }
+            if live && attach { throw TrainingError.usage("--live and --attach: choose one") }
             if let id = workbench {
                 guard frames >= 1 else { throw TrainingError.usage("--frames must be at least 1") }
+                if attach {
+                    guard grow >= 0 else { throw TrainingError.usage("--grow must be 0 or more") }
+                    for l in try WorkbenchBench.attach(directory: try sessions.store.resolve(id), frames: frames, grow: grow) { print(l) }
+                    return
+                }
                 let t0 = Date()
                 let loaded = try sessions.store.load(id)
                 let session = ReplayLoader.replay(loaded)

@@ -158,37 +158,43 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
     }
 
     private func readMetrics() -> Bool {
-        struct Probe: Decodable { var type: String }
         let url = directory.appendingPathComponent(SessionFormat.metricsFile)
-        guard let new = try? metrics.read(url) else { return false }
-        if new.restarted {
-            snapshot.stepHistory = MetricHistory(policy: .steps)
-            snapshot.evalHistory = MetricHistory(policy: .evals)
-            snapshot.statsHistory = MetricHistory(policy: .stats)
+        var any = false
+        let restart = {
+            self.snapshot.stepHistory = MetricHistory(policy: .steps)
+            self.snapshot.evalHistory = MetricHistory(policy: .evals)
+            self.snapshot.statsHistory = MetricHistory(policy: .stats)
         }
-        for line in new.lines where !line.isBlank {
-            // Records first (nearly every line); a resume marker is the rare other kind.
-            if let record = try? decoder.decode(MetricRecord.self, from: line.data) {
-                switch record {
-                case .step(let x): snapshot.stepHistory.append(x)
-                case .eval(let x): snapshot.evalHistory.append(x)
-                case .stats(let x): snapshot.statsHistory.append(x)
-                }
-            } else if let r = try? decoder.decode(ResumeMarker.self, from: line.data),
-                      (try? decoder.decode(Probe.self, from: line.data))?.type == "resume"
-            {
-                // A resume from step S supersedes what was logged after S.
-                snapshot.steps.removeAll { $0.step > r.step }
-                snapshot.evals.removeAll { $0.step > r.step }
-                snapshot.stats.removeAll { $0.step > r.step }
-                snapshot.step = r.step
-            } else {
-                var why = "not a record"
-                do { _ = try decoder.decode(MetricRecord.self, from: line.data) } catch { why = SessionJSON.decodingProblem(error) }
-                warnings.append("\(SessionFormat.metricsFile): a line skipped, does not parse (\(why))")
+        guard let restarted = try? metrics.read(url, restart: restart, { line in
+            any = true
+            if !line.isBlank { take(line.data) }
+        }) else { return false }
+        return restarted || any
+    }
+
+    /// One line of metrics.jsonl.
+    private func take(_ data: Data) {
+        struct Probe: Decodable { var type: String }
+        // Records first (nearly every line); a resume marker is the rare other kind.
+        if let record = try? decoder.decode(MetricRecord.self, from: data) {
+            switch record {
+            case .step(let x): snapshot.stepHistory.append(x)
+            case .eval(let x): snapshot.evalHistory.append(x)
+            case .stats(let x): snapshot.statsHistory.append(x)
             }
+        } else if let r = try? decoder.decode(ResumeMarker.self, from: data),
+                  (try? decoder.decode(Probe.self, from: data))?.type == "resume"
+        {
+            // A resume from step S supersedes what was logged after S.
+            snapshot.steps.removeAll { $0.step > r.step }
+            snapshot.evals.removeAll { $0.step > r.step }
+            snapshot.stats.removeAll { $0.step > r.step }
+            snapshot.step = r.step
+        } else {
+            var why = "not a record"
+            do { _ = try decoder.decode(MetricRecord.self, from: data) } catch { why = SessionJSON.decodingProblem(error) }
+            warnings.append("\(SessionFormat.metricsFile): a line skipped, does not parse (\(why))")
         }
-        return new.restarted || !new.lines.isEmpty
     }
 
     private func readEvents() -> Bool {

@@ -291,9 +291,18 @@ struct AppendedLines {
     }
 
     mutating func read(_ url: URL) throws -> (lines: [Line], restarted: Bool) {
+        var lines: [Line] = []
+        let restarted = try read(url, restart: {}) { lines.append($0) }
+        return (lines, restarted)
+    }
+
+    /// Hands each new complete line to `body` as it is read, a megabyte at a time, so a large
+    /// file (the first look at a long session) never sits in memory whole. `restart` is called
+    /// first when the file was replaced (it is then read from its start). Returns whether it was.
+    mutating func read(_ url: URL, restart: () -> Void, _ body: (Line) -> Void) throws -> Bool {
         let fd = open(url.path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
-            if errno == ENOENT { return ([], false) }
+            if errno == ENOENT { return false }
             throw SessionError(url, "cannot read: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
@@ -306,11 +315,11 @@ struct AppendedLines {
             offset = 0
             carry.removeAll()
             restarted = true
+            restart()
         }
-        guard size > offset else { return ([], restarted) }
+        guard size > offset else { return restarted }
         guard lseek(fd, off_t(offset), SEEK_SET) >= 0 else { throw failure() }
-        var fresh = Data()
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = Foundation.read(fd, &buffer, buffer.count)
             if n < 0 {
@@ -318,22 +327,23 @@ struct AppendedLines {
                 throw failure()
             }
             if n == 0 { break }
-            fresh.append(contentsOf: buffer[0..<n])
+            // `carry` (the unfinished line) starts at `offset - carry.count`.
+            var position = offset - UInt64(carry.count)
+            offset += UInt64(n)
+            var start = 0
+            buffer.withUnsafeBufferPointer { chunk in
+                for i in 0..<n where chunk[i] == UInt8(ascii: "\n") {
+                    var data = carry
+                    data.append(chunk.baseAddress! + start, count: i - start)
+                    carry.removeAll(keepingCapacity: true)
+                    let end = position + UInt64(data.count)
+                    position = end + 1
+                    start = i + 1
+                    body(Line(data: data, end: end))
+                }
+                carry.append(chunk.baseAddress! + start, count: n - start)
+            }
         }
-        // `carry` (the unfinished line) starts at `offset - carry.count`.
-        var position = offset - UInt64(carry.count)
-        let bytes = carry + fresh
-        offset += UInt64(fresh.count)
-        var lines: [Line] = []
-        var start = bytes.startIndex
-        while let nl = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            let line = bytes[start..<nl]
-            let end = position + UInt64(nl - start)
-            position = end + 1
-            start = bytes.index(after: nl)
-            lines.append(Line(data: Data(line), end: end))
-        }
-        carry = Data(bytes[start...])
-        return (lines, restarted)
+        return restarted
     }
 }
