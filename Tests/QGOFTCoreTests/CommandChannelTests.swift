@@ -272,4 +272,23 @@ final class CommandChannelTests: XCTestCase {
         XCTAssertEqual(s.step, 6)
         XCTAssertEqual(attached.takeWarnings().count, 1)
     }
+
+    func testAppendedLinesSplitsLinesAcrossReadsAndChunks() throws {
+        let dir = try SessionTestSupport.scratch(self)
+        let url = dir.appendingPathComponent("grow.jsonl")
+        let long = String(repeating: "x", count: (1 << 20) + 12345)  // longer than one read of 1 MiB
+        try Data(("a\n" + long + "\nb\nc").utf8).write(to: url)
+        var tail = AppendedLines()
+        var got = try tail.read(url)
+        XCTAssertEqual(got.lines.map { String(decoding: $0.data, as: UTF8.self) }, ["a", long, "b"])
+        XCTAssertEqual(got.lines.map(\.end), [1, UInt64(2 + long.utf8.count), UInt64(2 + long.utf8.count + 2)])
+        try append("d\n", to: url)
+        got = try tail.read(url)
+        XCTAssertEqual(got.lines.map { String(decoding: $0.data, as: UTF8.self) }, ["cd"], "the torn line completed")
+        XCTAssertFalse(got.restarted)
+        try Data("z\n".utf8).write(to: url)
+        got = try tail.read(url)
+        XCTAssertTrue(got.restarted)
+        XCTAssertEqual(got.lines.map { String(decoding: $0.data, as: UTF8.self) }, ["z"])
+    }
 }
