@@ -85,18 +85,22 @@ enum HelpScreen {
             "Heatmap: mean block drift per stage; legend shows the ramp from 0 to the largest cell.",
             "Trend arrows: ↑ ↓ change of more than 1% since the previous statistics record.",
         ]
-        let keyW = 14
-        // Two columns of keys when the screen is wide and the list long.
-        let twoCols = body.width >= 120 && lines.count > body.height - notes.count - 1
+        // Two columns of keys when one does not fit; the notes go when even two need their rows
+        // (80x24), so that every key is listed.
+        let twoCols = lines.count > body.height - notes.count - 1
         let perCol = twoCols ? (lines.count + 1) / 2 : lines.count
+        let showNotes = perCol <= body.height - notes.count - 1
+        let rowsForKeys = showNotes ? body.height - notes.count - 1 : body.height
         let colW = twoCols ? body.width / 2 : body.width
+        let keyW = colW >= 60 ? 14 : 10
         for (i, (keys, help)) in lines.enumerated() {
             let col = i / max(1, perCol), row = i % max(1, perCol)
-            guard row < body.height - notes.count - 1 else { continue }
+            guard row < rowsForKeys else { continue }
             let x = col * colW
             grid.put(Fmt.pad(keys, keyW), at: row, x, in: body, style: theme.keyName)
             grid.put(Fmt.cut(help, colW - keyW - 1), at: row, x + keyW, in: body)
         }
+        guard showNotes else { return }
         let notesRow = min(perCol, body.height - notes.count - 1) + 1
         for (i, n) in notes.enumerated() {
             grid.put(Fmt.cut(n, body.width), at: notesRow + i, 0, in: body, style: theme.dim)

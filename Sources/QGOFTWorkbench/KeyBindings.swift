@@ -179,8 +179,33 @@ public struct WorkbenchModel: Sendable {
 
     /// Called at every frame: quits once a requested stop has reached a terminal state; clears a
     /// status message once the trainer has acknowledged it (`.redraw` then).
-    public mutating func tick(snapshot: TrainerSnapshot) -> Reaction {
+    public mutating func tick(snapshot: TrainerSnapshot, catalog: ReplayCatalog? = nil) -> Reaction {
         if view.stopping && snapshot.state.isTerminal { return [.quit] }
+        if var p = view.pendingLoad {
+            guard p.shown else {
+                p.shown = true
+                view.pendingLoad = p
+                return []
+            }
+            view.pendingLoad = nil
+            view.message = nil
+            guard let catalog else { return [.redraw] }
+            switch p.kind {
+            case .browser(let current):
+                view.browser = SessionBrowser(
+                    entries: catalog.list(), header: catalog.header, rightAligned: catalog.rightAligned, current: current)
+            case .compare(let ids):
+                guard var b = view.browser else { return [.redraw] }
+                var runs: [ComparedRun] = []
+                b.unloadable = []
+                for id in ids {
+                    if let s = catalog.load(id) { runs.append(ComparedRun(id: id, session: s)) } else { b.unloadable.append(id) }
+                }
+                b.compared = runs
+                view.browser = b
+            }
+            return [.redraw]
+        }
         if let wait = view.messageAwaits, wait.isAcknowledged(by: snapshot) {
             view.message = nil
             view.messageAwaits = nil
@@ -292,13 +317,12 @@ public struct WorkbenchModel: Sendable {
                 : "loss chart: \(action == .zoomIn ? "fully zoomed in" : "shows every step")"
             return .redraw
         case .browse:
-            guard let catalog else {
+            guard catalog != nil else {
                 view.message = "no sessions folder to browse"
                 return .redraw
             }
-            let current = replay?.session.run.sessionID ?? snapshot.run.sessionID
-            view.browser = SessionBrowser(
-                entries: catalog.list(), header: catalog.header, rightAligned: catalog.rightAligned, current: current)
+            view.pendingLoad = PendingLoad(.browser(current: replay?.session.run.sessionID ?? snapshot.run.sessionID))
+            view.message = "reading the sessions folder..."
             return .redraw
         case .driftMetric:
             view.driftMetric = view.driftMetric == .matrix ? .meanBlock : .matrix
@@ -547,16 +571,12 @@ public struct WorkbenchModel: Sendable {
             b.move(by: 1)
         case .char("c"):
             let ids = b.marked.isEmpty ? (b.current.map { [$0.id] } ?? []) : b.marked
-            guard !ids.isEmpty, let catalog else {
+            guard !ids.isEmpty, catalog != nil else {
                 view.message = "no session to compare"
                 return .redraw
             }
-            var runs: [ComparedRun] = []
-            b.unloadable = []
-            for id in ids {
-                if let s = catalog.load(id) { runs.append(ComparedRun(id: id, session: s)) } else { b.unloadable.append(id) }
-            }
-            b.compared = runs
+            view.pendingLoad = PendingLoad(.compare(ids))
+            view.message = "reading \(ids.count) session\(ids.count == 1 ? "" : "s")..."
         case .enter:
             guard let e = b.current else { return .ignored }
             guard mode == .replay else {

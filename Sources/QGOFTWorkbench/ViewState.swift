@@ -104,6 +104,21 @@ public struct Prompt: Equatable, Sendable {
     public var label: String { kind == .lambda ? "lambda" : "learning rate" }
 }
 
+/// What `WorkbenchModel.tick` reads once the notice announcing it has been drawn.
+public struct PendingLoad: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// The sessions folder, for the browser (opened on `current`).
+        case browser(current: String?)
+        /// The browser's marked sessions, for the compare view.
+        case compare([String])
+    }
+    public var kind: Kind
+    /// The notice has been on screen for a frame.
+    public var shown = false
+
+    public init(_ kind: Kind) { self.kind = kind }
+}
+
 /// The list `c` opens in replay to pick a session to compare with.
 public struct Picker: Equatable, Sendable {
     public var entries: [ReplayCatalogEntry]
@@ -166,6 +181,9 @@ public struct ViewState: Sendable, Equatable {
     public var picker: Picker?
     /// The sessions browser (`b`), while open.
     public var browser: SessionBrowser?
+    /// Sessions to read (the browser's listing, the compare view's runs): the key shows a notice
+    /// first, a frame draws it, and the next tick reads (which can take seconds for long sessions).
+    public var pendingLoad: PendingLoad?
 
     public init() {}
 }

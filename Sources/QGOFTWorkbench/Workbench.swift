@@ -118,7 +118,7 @@ struct MainLoop {
             {
                 dirty = true
             }
-            let ticked = model.tick(snapshot: snap)
+            let ticked = model.tick(snapshot: snap, catalog: catalog)
             if ticked.contains(.quit) { return .quit }
             if ticked.contains(.redraw) { dirty = true }
             if dirty {

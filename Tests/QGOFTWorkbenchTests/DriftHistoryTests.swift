@@ -12,6 +12,22 @@ final class DriftHistoryTests: XCTestCase {
         Screen.render(ctx, rows: size.rows, cols: size.cols).text
     }
 
+    func testHelpListsEveryKeyAt80x24() {
+        var view = ViewState()
+        view.showHelp = true
+        let replay = ReplayState(session: FakeMetrics.session())
+        for (mode, ctx) in [
+            (WorkbenchMode.live, FrameContext(snapshot: FakeMetrics.snapshot(), view: view, theme: theme)),
+            (.replay, FrameContext(snapshot: replay.snapshot, view: view, theme: theme, replay: ReplayInfo(replay))),
+        ] {
+            let text = render(ctx, (24, 80))
+            for b in KeyBindings.table where b.modes.contains(mode) {
+                let keys = b.keys.map(\.name).joined(separator: " ")
+                XCTAssertTrue(text.contains(keys + " "), "\(mode): \(keys) missing from the help at 80x24:\n\(text)")
+            }
+        }
+    }
+
     func testColumnsDownsampleTheRecordsByStep() {
         // 10 records at steps 10, 20, ... 100 on 5 columns over 0 ... 100: the newest of each.
         let steps = (1...10).map { $0 * 10 }

@@ -33,8 +33,32 @@ final class SessionBrowserTests: XCTestCase {
             header: SessionReport.header, rightAligned: SessionReport.rightAligned)
     }
 
+    /// Each key, then two ticks: the first lets a frame show a loading notice, the second reads.
     func press(_ keys: [Key], _ m: inout WorkbenchModel, _ snap: TrainerSnapshot) {
-        for k in keys { _ = m.handle(k, snapshot: snap, catalog: Self.catalog) }
+        for k in keys {
+            _ = m.handle(k, snapshot: snap, catalog: Self.catalog)
+            _ = m.tick(snapshot: snap, catalog: Self.catalog)
+            _ = m.tick(snapshot: snap, catalog: Self.catalog)
+        }
+    }
+
+    func testReadingIsAnnouncedBeforeItHappens() {
+        var m = WorkbenchModel()
+        let snap = FakeMetrics.snapshot()
+        _ = m.handle(.char("b"), snapshot: snap, catalog: Self.catalog)
+        XCTAssertNil(m.view.browser)
+        XCTAssertEqual(m.view.message, "reading the sessions folder...")
+        XCTAssertEqual(m.tick(snapshot: snap, catalog: Self.catalog), [], "the notice is drawn first")
+        XCTAssertNil(m.view.browser)
+        XCTAssertEqual(m.tick(snapshot: snap, catalog: Self.catalog), [.redraw])
+        XCTAssertEqual(m.view.browser?.entries.count, 3)
+        XCTAssertNil(m.view.message)
+        _ = m.handle(.char("c"), snapshot: snap, catalog: Self.catalog)
+        XCTAssertEqual(m.view.message, "reading 1 session...")
+        _ = m.tick(snapshot: snap, catalog: Self.catalog)
+        XCTAssertNil(m.view.browser?.compared)
+        _ = m.tick(snapshot: snap, catalog: Self.catalog)
+        XCTAssertEqual(m.view.browser?.compared?.map(\.id), ["20240501-rt-qgoft"])
     }
 
     func render(_ m: WorkbenchModel, _ snap: TrainerSnapshot, _ size: (rows: Int, cols: Int)) -> String {
