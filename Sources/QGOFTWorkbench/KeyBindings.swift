@@ -261,12 +261,12 @@ public struct WorkbenchModel: Sendable {
         case .snapshot:
             guard controllable else { return refuse() }
             view.message = "snapshot requested"
-            view.messageAwaits = Acknowledgement(kinds: [.snapshotSaved, .warning], afterEvents: snapshot.eventHistory.total)
+            view.messageAwaits = Acknowledgement(kinds: [.snapshotSaved, .warning, .commandRefused], afterEvents: snapshot.eventHistory.total)
             return KeyOutcome([.handled, .redraw], [.snapshot])
         case .evaluate:
             guard controllable else { return refuse() }
             view.message = "evaluation requested"
-            view.messageAwaits = Acknowledgement(kinds: [.evaluated, .warning], afterEvents: snapshot.eventHistory.total)
+            view.messageAwaits = Acknowledgement(kinds: [.evaluated, .warning, .commandRefused], afterEvents: snapshot.eventHistory.total)
             return KeyOutcome([.handled, .redraw], [.evaluate])
         case .selectUp, .selectDown, .selectPageUp, .selectPageDown:
             let rows = LayerRows.tableOrder(snapshot, view)
