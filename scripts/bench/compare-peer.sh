@@ -41,6 +41,7 @@ else
     [[ ! -e $out ]] || die "--out $out: already exists (nothing is overwritten)"
     mkdir -p "$out"
 fi
+out=$(cd "$out" && pwd)  # the peer runs in its own folder
 
 echo "compare-peer: $rounds rounds of $warmup warm-up + $steps timed steps, $threads threads, results in $out"
 echo "compare-peer: qgoft $qgoft; peer $peer with $py"
