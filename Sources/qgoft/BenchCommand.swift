@@ -6,7 +6,9 @@ import QGOFTWorkbench
 /// `qgoft bench`: the peer's `--bench` batch, the first 32 training sentences cut to 64 tokens, 3
 /// warm-up steps, then timed steps. The peer pads them to 64 tokens; qgoft runs the packed batch
 /// (real tokens only), and prints tokens/s both per real token and per padded 32 x 64 slot.
-/// `--stats` times the statistics step instead. Release builds only give honest figures.
+/// `--real` times the trainer's own first batches instead; `--repeats` rounds give the spread;
+/// every forward / training bench also times the step's own products alone (its BLAS-bound time,
+/// `StepBench`). `--stats` times the statistics step instead. Release builds only give honest figures.
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -46,20 +48,54 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "With --workbench: frames per view in replay.")
     var frames: Int = 50
     @OptionGroup var sessions: SessionsOptions
+    @Flag(name: .long, help: "With --forward or --train: time the trainer's own first batches (the reference split's epoch-0 order, seed 0, each at its own lengths, cut to --seq-len): --warmup batches, then --steps timed ones. Without it: the peer's bench batch.")
+    var real = false
+    @Option(name: .long, help: "With --forward or --train: rounds of the timed steps (median, min/max and interquartile range per round and overall).")
+    var repeats: Int = 1
+    @Option(name: .long, help: ArgumentHelp("With --forward or --train: write every figure, the machine, the build and the command line as JSON to FILE (- for stdout; the text then goes to stderr). An existing file is never overwritten.", valueName: "file"))
+    var json: String?
     @OptionGroup var model: ModelOptions
     @OptionGroup var threads: ThreadOptions
 
+    /// Every check of the options, before anything loads.
+    mutating func validate() throws {
+        guard [forward, train, stats, adapters, tokenizer, workbench != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("choose one of --forward, --train, --stats, --adapters, --tokenizer or --workbench")
+        }
+        if (live || unbounded || attach) && workbench == nil { throw ValidationError("--live, --unbounded and --attach go with --workbench ID") }
+        if live && attach { throw ValidationError("--live and --attach: choose one") }
+        guard frames >= 1 else { throw ValidationError("--frames must be at least 1") }
+        guard grow >= 0 else { throw ValidationError("--grow must be 0 or more") }
+        guard liveSteps >= 1 else { throw ValidationError("--live-steps must be at least 1") }
+        guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
+            throw ValidationError("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2), --warmup at least 0")
+        }
+        guard AdapterMethod(rawValue: method) != nil else { throw ValidationError("--method \(method): choose qgoft or goft") }
+        guard GivensLayoutKind(rawValue: layout) != nil else { throw ValidationError("--layout \(layout): choose tree or butterfly") }
+        if !(forward || train) {
+            if real { throw ValidationError("--real goes with --forward or --train") }
+            if repeats != 1 { throw ValidationError("--repeats goes with --forward or --train") }
+            if json != nil { throw ValidationError("--json goes with --forward or --train") }
+        }
+        guard repeats >= 1 && repeats <= 1000 else { throw ValidationError("--repeats \(repeats): must be between 1 and 1000") }
+        if let path = json, path != "-" {
+            guard !path.isEmpty else { throw ValidationError("--json: give a file name, or - for stdout") }
+            let url = URL(fileURLWithPath: path)
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) {
+                throw ValidationError(isDir.boolValue ? "--json \(path): is a folder" : "--json \(path): the file already exists (not overwritten)")
+            }
+            let parent = url.deletingLastPathComponent()
+            guard FileManager.default.fileExists(atPath: parent.path, isDirectory: &isDir), isDir.boolValue else {
+                throw ValidationError("--json \(path): the folder \(parent.path) does not exist")
+            }
+        }
+    }
+
     func run() throws {
         try runReporting {
-            guard [forward, train, stats, adapters, tokenizer, workbench != nil].filter({ $0 }).count == 1 else {
-                throw ValidationError("choose one of --forward, --train, --stats, --adapters, --tokenizer or --workbench")
-            }
-            if (live || unbounded || attach) && workbench == nil { throw TrainingError.usage("--live, --unbounded and --attach go with --workbench ID") }
-            if live && attach { throw TrainingError.usage("--live and --attach: choose one") }
             if let id = workbench {
-                guard frames >= 1 else { throw TrainingError.usage("--frames must be at least 1") }
                 if attach {
-                    guard grow >= 0 else { throw TrainingError.usage("--grow must be 0 or more") }
                     for l in try WorkbenchBench.attach(directory: try sessions.store.resolve(id), frames: frames, grow: grow) { print(l) }
                     return
                 }
@@ -72,7 +108,6 @@ struct BenchCommand: ParsableCommand {
                     guard let template = loaded.statsRecords.last else {
                         throw TrainingError("session \(loaded.id) has no statistics record to use as the template")
                     }
-                    guard liveSteps >= 1 else { throw TrainingError.usage("--live-steps must be at least 1") }
                     lines = WorkbenchBench.live(
                         run: session.run, template: template, steps: liveSteps, statsEvery: max(1, loaded.info.configuration.statsEvery),
                         unbounded: unbounded)
@@ -82,9 +117,6 @@ struct BenchCommand: ParsableCommand {
                 for l in lines { print(l) }
                 return
             }
-            guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
-                throw TrainingError.usage("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2)")
-            }
             try threads.apply()
             if adapters {
                 AdapterBench.run(rows: batchSize * seqLen, repeats: steps, warmup: warmup, threads: threads.threads)
@@ -93,8 +125,8 @@ struct BenchCommand: ParsableCommand {
             var c = TrainingConfiguration()
             c.model = model.model
             c.threads = threads.threads
-            guard let m = AdapterMethod(rawValue: method) else { throw TrainingError.usage("--method \(method): choose qgoft or goft") }
-            guard let l = GivensLayoutKind(rawValue: layout) else { throw TrainingError.usage("--layout \(layout): choose tree or butterfly") }
+            let m = AdapterMethod(rawValue: method) ?? .qgoft  // checked in validate()
+            let l = GivensLayoutKind(rawValue: layout) ?? .tree
             c.method = m
             c.layout = l
             c.batchSize = batchSize
@@ -114,9 +146,7 @@ struct BenchCommand: ParsableCommand {
             let rows = Array(split.train.prefix(batchSize))
             let tok = TokenizedSet.make(rows, tokenizer: loaded.tokenizer, maxLength: seqLen)
             let batch = tok.batch(Array(0..<tok.count)[...])
-            let real = batch.realTokens
             var times: [Double] = []
-            var label = "forward"
             if stats {
                 try RunBuilder.attachAdapters(c, to: loaded.encoder)
                 let layers = loaded.encoder.adaptedLinears
@@ -154,41 +184,56 @@ struct BenchCommand: ParsableCommand {
                              sorted[sorted.count / 2] * 1000, sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
                 return
             }
-            if forward {
-                let ws = EncoderWorkspace(config: loaded.config, maxBatch: batch.batch, maxSeq: batch.seq)
-                for i in 0..<(warmup + steps) {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    loaded.encoder.forward(batch, workspace: ws, training: false)
-                    if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            // The peer's bench batch (the first batch-size training rows), or the trainer's own
+            // first batches: epoch 0 of the seed-0 order, as `Trainer` draws them.
+            let warmBatches: [TokenBatch], timed: [TokenBatch]
+            if real {
+                let all = TokenizedSet.make(split.train, tokenizer: loaded.tokenizer, maxLength: seqLen)
+                let order = all.epochOrder(seed: c.seed, epoch: 0)
+                let need = (warmup + steps) * batchSize
+                guard need <= order.count else {
+                    throw TrainingError.usage("--real: --warmup \(warmup) + --steps \(steps) batches of \(batchSize) need \(need) training rows; epoch 0 has \(order.count)")
                 }
+                let batches = (0..<(warmup + steps)).map { all.batch(order[($0 * batchSize)..<(($0 + 1) * batchSize)]) }
+                warmBatches = Array(batches.prefix(warmup))
+                timed = Array(batches.suffix(steps))
             } else {
-                label = "train \(m.rawValue) (\(l.rawValue))"
+                warmBatches = Array(repeating: batch, count: warmup)
+                timed = Array(repeating: batch, count: steps)
+            }
+            let maxBatch = (warmBatches + timed).map(\.batch).max() ?? batch.batch
+            let maxSeq = (warmBatches + timed).map(\.seq).max() ?? batch.seq
+            var settings: [String: JSONScalar] = ["model": .string(c.model), "data": .string("rotten-tomatoes")]
+            let bench: StepBench
+            if forward {
+                let ws = EncoderWorkspace(config: loaded.config, maxBatch: maxBatch, maxSeq: maxSeq)
+                bench = StepBench(label: "forward", mode: "forward", warmupBatches: warmBatches, timedBatches: timed,
+                                  step: { loaded.encoder.forward($0, workspace: ws, training: false) },
+                                  repeats: repeats, threads: threads.threads, real: real, seqLen: seqLen, trainable: nil,
+                                  settings: settings, jsonPath: json)
+            } else {
                 try RunBuilder.attachAdapters(c, to: loaded.encoder)
                 var rng = SplitMix64(seed: 0)
                 let head = ClassificationHead(width: loaded.config.hiddenSize, classes: 2, rng: &rng)
-                let clf = SequenceClassifier(encoder: loaded.encoder, head: head, maxBatch: batch.batch, maxSeq: batch.seq)
+                let clf = SequenceClassifier(encoder: loaded.encoder, head: head, maxBatch: maxBatch, maxSeq: maxSeq)
                 let params = clf.trainableParameters.map(\.parameter)
                 let opt = AdamW(parameters: params)
                 let lrs = params.map { _ in 1e-3 }, wds = params.map { _ in 0.0 }
-                for i in 0..<(warmup + steps) {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    for p in params { p.zeroGrad() }
-                    _ = clf.trainStep(batch, lambda: m == .qgoft ? 1e-4 : 0)
-                    opt.step(learningRates: lrs, weightDecays: wds)
-                    if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
-                }
-                label += ", \(grouped(clf.trainableParameterCount)) trainable"
+                let lambda = m == .qgoft ? 1e-4 : 0
+                settings["method"] = .string(m.rawValue)
+                settings["layout"] = .string(l.rawValue)
+                settings["lambda"] = .double(lambda)
+                bench = StepBench(label: "train \(m.rawValue) (\(l.rawValue)), \(grouped(clf.trainableParameterCount)) trainable",
+                                  mode: "train", warmupBatches: warmBatches, timedBatches: timed,
+                                  step: { b in
+                                      for p in params { p.zeroGrad() }
+                                      _ = clf.trainStep(b, lambda: lambda)
+                                      opt.step(learningRates: lrs, weightDecays: wds)
+                                  },
+                                  repeats: repeats, threads: threads.threads, real: real, seqLen: seqLen,
+                                  trainable: clf.trainableParameterCount, settings: settings, jsonPath: json)
             }
-            let sorted = times.sorted()
-            let mean = times.reduce(0, +) / Double(times.count)
-            let median = sorted[sorted.count / 2]
-            let padded = Double(batch.batch * seqLen)
-            print(String(format: "bench %@: %d sequences cut to %d tokens, packed: %d real tokens (longest %d), %d threads, %d warm-up + %d timed steps, OpenBLAS %@ kernels",
-                         label, batch.batch, seqLen, real, batch.seq, threads.threads, warmup, steps, BLAS.coreName))
-            print(String(format: "ms/step mean %.1f  median %.1f  min %.1f  max %.1f", mean * 1000, median * 1000,
-                         sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
-            print(String(format: "tokens/s %.0f (per padded %d x %d slot, the peer's figure), %.0f (real)  peak RSS %.0f MiB",
-                         padded / mean, batch.batch, seqLen, Double(real) / mean, peakRSSMiB()))
+            try bench.run()
         }
     }
 }

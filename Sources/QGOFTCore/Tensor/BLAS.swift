@@ -9,7 +9,8 @@ import CBLAS
 /// stored `B[N,K]`. Leading dimensions default to the stored row lengths, so a linear layer
 /// `y[N,out] = x[N,in] W^T` (W stored `[out,in]` as in PyTorch) is
 /// `gemm(c: y, a: x, b: W, m: N, n: out, k: in, transB: true)`.
-/// `gemmNaive` is the plain-loop twin that the tests compare against.
+/// `gemmNaive` is the plain-loop twin that the tests compare against. While `GEMMRecorder` is
+/// recording, every call's shape is recorded (off by default: one branch).
 ///
 /// Threads: large products use OpenBLAS's own threads (measured 260 GFLOPS with 2 threads on
 /// a 2048x384x1536 product, against 170 when qgoft split the rows itself); small products, such
@@ -46,6 +47,9 @@ public enum BLAS {
         let lda = lda ?? (transA ? m : k)
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
+        if GEMMRecorder.isOn {
+            GEMMRecorder.append(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta)
+        }
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -34,6 +34,10 @@ public enum Parallel {
             if count > 0 { body(0, 0..<count) }
             return
         }
+        if GEMMRecorder.isOn {  // the bench records a step's products: chunks in order, tagged
+            GEMMRecorder.serialChunks(n) { i in body(i, chunkRange(i, of: n, count: count)) }
+            return
+        }
         withoutActuallyEscaping(body) { escapable in
             let job = UncheckedSendable(escapable)
             DispatchQueue.concurrentPerform(iterations: n) { i in
