@@ -53,15 +53,8 @@ enum DriftHeatmapView {
             }
         }
         let list = Rect(row: body.row + 1, col: body.col, height: body.height - 2, width: body.width)
-        let selected = ctx.selectedRow?.module
-        let selIndex = rows.firstIndex { $0.module == selected } ?? 0
-        let top = LayerTableView.scrollOffset(selected: selIndex, count: rows.count, visible: list.height)
-        for r in 0..<max(0, min(list.height, rows.count - top)) {
-            let row = rows[top + r]
-            let isSel = row.module == selected
-            grid.put(
-                Fmt.pad((isSel ? "▶" : " ") + row.label, labelWidth - 1), at: r, 0, in: list,
-                style: isSel ? theme.selected : theme.dim)
+        let top = LayerList.draw(rows, selected: ctx.selectedRow?.module, labelWidth: labelWidth, in: list, grid: &grid, theme: theme) {
+            row, r, grid in
             if let s = row.stats {
                 strip(s.stageDrift, maximum: maxV, cellWidth: cellWidth, row: r, col: labelWidth, in: list, grid: &grid, theme: theme)
             } else {

@@ -87,15 +87,8 @@ enum DriftHistoryView {
         let maximum = byRecord.values.flatMap(\.values).filter(\.isFinite).max() ?? 0
 
         let list = Rect(row: body.row, col: body.col, height: body.height - 3, width: body.width)
-        let selected = ctx.selectedRow?.module
-        let selIndex = rows.firstIndex { $0.module == selected } ?? 0
-        let top = LayerTableView.scrollOffset(selected: selIndex, count: rows.count, visible: list.height)
-        for r in 0..<max(0, min(list.height, rows.count - top)) {
-            let row = rows[top + r]
-            let isSel = row.module == selected
-            grid.put(
-                Fmt.pad((isSel ? "▶" : " ") + row.label, labelWidth - 1), at: r, 0, in: list,
-                style: isSel ? theme.selected : theme.dim)
+        let top = LayerList.draw(rows, selected: ctx.selectedRow?.module, labelWidth: labelWidth, in: list, grid: &grid, theme: theme) {
+            row, r, grid in
             grid.put("│", at: r, labelWidth, in: list, style: theme.dim)
             for (c, rec) in cols.enumerated() {
                 guard let rec, let v = byRecord[rec]?[row.module] else { continue }
@@ -108,14 +101,7 @@ enum DriftHistoryView {
         let axis = Rect(row: body.row + axisRow, col: body.col + labelWidth, height: 1, width: plotW + 1)
         grid.put("└" + String(repeating: "─", count: plotW), at: 0, 0, in: axis, style: theme.dim)
         for e in snap.events {
-            let glyph: Unicode.Scalar
-            switch e.kind {
-            case .lambdaChanged: glyph = "λ"
-            case .lrChanged: glyph = "η"
-            case .snapshotSaved: glyph = "S"
-            default: continue
-            }
-            guard let x = column(e.step, columns: plotW, lo: lo, hi: hi) else { continue }
+            guard let glyph = EventMark.glyph(e.kind), let x = column(e.step, columns: plotW, lo: lo, hi: hi) else { continue }
             grid.set(glyph, at: 0, 1 + x, in: axis, style: theme.marker)
         }
         if let r = ctx.replay, let x = column(r.cursor, columns: plotW, lo: lo, hi: hi) {

@@ -116,3 +116,38 @@ enum Trend {
         }
     }
 }
+
+/// The marks that time axes (loss chart, drift over time) put where λ or the learning rate
+/// changed and where a snapshot was saved.
+enum EventMark {
+    static func glyph(_ kind: TrainerEvent.Kind) -> Unicode.Scalar? {
+        switch kind {
+        case .lambdaChanged: "λ"
+        case .lrChanged: "η"
+        case .snapshotSaved: "S"
+        default: nil
+        }
+    }
+}
+
+/// The layer rows of a heatmap-like view (drift heatmap, drift over time), scrolled so that the
+/// selected one is visible: draws each row's label (▶ marks the selection) and hands the row and
+/// its screen row to `cells`.
+enum LayerList {
+    static func draw(
+        _ rows: [LayerRow], selected: String?, labelWidth: Int, in list: Rect, grid: inout ScreenGrid, theme: Theme,
+        cells: (LayerRow, Int, inout ScreenGrid) -> Void
+    ) -> Int {
+        let selIndex = rows.firstIndex { $0.module == selected } ?? 0
+        let top = LayerTableView.scrollOffset(selected: selIndex, count: rows.count, visible: list.height)
+        for r in 0..<max(0, min(list.height, rows.count - top)) {
+            let row = rows[top + r]
+            let isSel = row.module == selected
+            grid.put(
+                Fmt.pad((isSel ? "▶" : " ") + row.label, labelWidth - 1), at: r, 0, in: list,
+                style: isSel ? theme.selected : theme.dim)
+            cells(row, r, &grid)
+        }
+        return top
+    }
+}

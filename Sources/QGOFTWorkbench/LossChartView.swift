@@ -198,14 +198,7 @@ enum LossChartView {
         let axis = Rect(row: axisRow, col: plot.col - 1, height: 1, width: plot.width + 1)
         grid.put("└" + String(repeating: "─", count: plot.width), at: 0, 0, in: axis, style: theme.dim)
         for e in ctx.snapshot.events {
-            let glyph: Unicode.Scalar
-            switch e.kind {
-            case .lambdaChanged: glyph = "λ"
-            case .lrChanged: glyph = "η"
-            case .snapshotSaved: glyph = "S"
-            default: continue
-            }
-            guard let x = px(e.step) else { continue }
+            guard let glyph = EventMark.glyph(e.kind), let x = px(e.step) else { continue }
             grid.set(glyph, at: 0, 1 + x / 2, in: axis, style: theme.marker)
         }
         if let r = ctx.replay, let x = px(r.cursor) {

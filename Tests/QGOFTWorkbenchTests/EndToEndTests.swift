@@ -63,14 +63,21 @@ final class EndToEndTests: XCTestCase {
         return Int(screen[r].dropFirst(5).dropLast())
     }
 
-    func testWorkbenchKeysDriveTheRealTrainer() throws {
+    /// The release binary and a fresh scratch folder (removed after the test); skips without
+    /// the binary or tmux (a failure under CI=true).
+    func prepare(_ name: String) throws -> (bin: URL, tmp: URL) {
         let bin = Self.repo.appendingPathComponent(".build/release/qgoft")
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: bin.path), "release binary \(bin.path)")
         try requireOrSkip(FileManager.default.isExecutableFile(atPath: tmux), "tmux")
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qgoft-e2e-\(getpid())")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())")
         try? FileManager.default.removeItem(at: tmp)
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: tmp) }
+        addTeardownBlock { try? FileManager.default.removeItem(at: tmp) }
+        return (bin, tmp)
+    }
+
+    func testWorkbenchKeysDriveTheRealTrainer() throws {
+        let (bin, tmp) = try prepare("qgoft-e2e")
         let sessions = tmp.appendingPathComponent("sessions")
         let data = Self.repo.appendingPathComponent("Tests/Fixtures/e2e/tiny.csv").path
         let exitFile = tmp.appendingPathComponent("exit").path
@@ -128,13 +135,7 @@ final class EndToEndTests: XCTestCase {
     /// rate from the same step, `s` writes a snapshot, Space resumes; `q` `d` detaches and the
     /// run goes on; a read-only attach sends nothing; `q` `y` stops the run (exit status 4).
     func testAttachSteersAHeadlessRunOfAnotherProcess() throws {
-        let bin = Self.repo.appendingPathComponent(".build/release/qgoft")
-        try requireOrSkip(FileManager.default.isExecutableFile(atPath: bin.path), "release binary \(bin.path)")
-        try requireOrSkip(FileManager.default.isExecutableFile(atPath: tmux), "tmux")
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qgoft-e2e-attach-\(getpid())")
-        try? FileManager.default.removeItem(at: tmp)
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: tmp) }
+        let (bin, tmp) = try prepare("qgoft-e2e-attach")
         let sessions = tmp.appendingPathComponent("sessions")
         let data = Self.repo.appendingPathComponent("Tests/Fixtures/e2e/tiny.csv").path
         let exitFile = tmp.appendingPathComponent("exit").path

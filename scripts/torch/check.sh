@@ -88,26 +88,33 @@ for spec in "qgoft tree" "goft butterfly"; do
 done
 
 step "HF Trainer under torchrun (2 processes, gloo, CPU), steered through commands.jsonl"
-run="$tmp/ddp/run"
-mkdir -p "$tmp/ddp"
+# A torchrun fine-tune in DIR, steered by drive.py (its extra arguments after DIR and the label),
+# then waited for. Extra train_hf.py arguments come from $train_extra.
+steered_run() {
+    local dir=$1 label=$2; shift 2
+    mkdir -p "$dir"
+    local start=$(date +%s)
+    # shellcheck disable=SC2086
+    "$(dirname "$py")/torchrun" --nproc_per_node 2 python/examples/train_hf.py --session-dir "$dir/run" --ddp-backend gloo --cpu \
+        --max-steps "$steps" --stats-every 10 --rank-log "$dir/ranks" ${train_extra:-} >"$dir/train.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    if "$py" scripts/torch/drive.py "$dir/run" --rank-log "$dir/ranks" --world 2 --timeout 600 "$@"; then
+        pass "$label: pause, step, set_lambda, set_lr, snapshot, resume on both ranks"
+    else
+        fail "$label (see the FAIL lines above)"
+        kill "$pid" 2>/dev/null
+    fi
+    if wait "$pid"; then
+        pass "$label: the torchrun fine-tune of $steps steps ended cleanly in $(( $(date +%s) - start )) s"
+    else
+        tail -30 "$dir/train.log"; fail "$label: the torchrun fine-tune"
+    fi
+}
+
 steps=${QGOFT_TORCH_STEPS:-24}
-start=$(date +%s)
-"$(dirname "$py")/torchrun" --nproc_per_node 2 python/examples/train_hf.py --session-dir "$run" --ddp-backend gloo --cpu \
-    --max-steps "$steps" --stats-every 10 --rank-log "$tmp/ddp/ranks" --predict "$tmp/probe.csv" \
-    --predictions-out "$tmp/ddp/torch.jsonl" >"$tmp/ddp/train.log" 2>&1 &
-train_pid=$!
-pids+=("$train_pid")
-if "$py" scripts/torch/drive.py "$run" --rank-log "$tmp/ddp/ranks" --world 2 --timeout 600; then
-    pass "driver: pause, step, set_lambda, set_lr, snapshot, resume on both ranks"
-else
-    fail "driver (see the FAIL lines above)"
-    kill "$train_pid" 2>/dev/null
-fi
-if wait "$train_pid"; then
-    pass "torchrun fine-tune of $steps steps ended cleanly in $(( $(date +%s) - start )) s"
-else
-    tail -30 "$tmp/ddp/train.log"; fail "torchrun fine-tune"
-fi
+run="$tmp/ddp/run"
+train_extra="--predict $tmp/probe.csv --predictions-out $tmp/ddp/torch.jsonl" steered_run "$tmp/ddp" "through commands.jsonl"
 
 if "$qgoft" inspect "$run" --print >"$tmp/inspect.txt" 2>&1 && grep -q "status     finished" "$tmp/inspect.txt" &&
     grep -q "lambda 0.0001 -> 0.0002" "$tmp/inspect.txt" && ! grep -qi "problem\|skipped\|does not parse" "$tmp/inspect.txt"; then
@@ -136,24 +143,7 @@ fi
 
 step "the same fine-tune steered by keys typed into qgoft attach under tmux"
 if command -v tmux >/dev/null; then
-    arun="$tmp/ddp-attach/run"
-    mkdir -p "$tmp/ddp-attach"
-    start=$(date +%s)
-    "$(dirname "$py")/torchrun" --nproc_per_node 2 python/examples/train_hf.py --session-dir "$arun" --ddp-backend gloo --cpu \
-        --max-steps "$steps" --stats-every 10 --rank-log "$tmp/ddp-attach/ranks" >"$tmp/ddp-attach/train.log" 2>&1 &
-    attach_pid=$!
-    pids+=("$attach_pid")
-    if "$py" scripts/torch/drive.py "$arun" --rank-log "$tmp/ddp-attach/ranks" --world 2 --timeout 600 --attach "$qgoft"; then
-        pass "qgoft attach keys: Space, +, n, ], s, Space on both ranks"
-    else
-        fail "qgoft attach driving the torchrun fine-tune (see the FAIL lines above)"
-        kill "$attach_pid" 2>/dev/null
-    fi
-    if wait "$attach_pid"; then
-        pass "the attached torchrun fine-tune ended cleanly in $(( $(date +%s) - start )) s"
-    else
-        tail -30 "$tmp/ddp-attach/train.log"; fail "the attached torchrun fine-tune"
-    fi
+    steered_run "$tmp/ddp-attach" "by qgoft attach keys (Space, +, n, ], s, Space)" --attach "$qgoft"
 else
     fail "tmux missing (scripts/setup.sh --tests installs it)"
 fi
