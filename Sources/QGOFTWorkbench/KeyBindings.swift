@@ -38,7 +38,7 @@ public enum Action: Sendable, Hashable {
     case selectUp, selectDown, selectPageUp, selectPageDown
     case openDetail, nextView, previousView, back
     case toggleLogScale, toggleFollow, sortNext, sortReverse
-    case smoothMore, smoothLess, zoomIn, zoomOut
+    case smoothMore, smoothLess, zoomIn, zoomOut, panBack, panForward, toggleReadout, readoutLeft, readoutRight, toggleTimeAxis
     case help, quit
     case cursorLeft, cursorRight, cursorJumpLeft, cursorJumpRight, cursorHome, cursorEnd
     case compare
@@ -117,6 +117,12 @@ public enum KeyBindings {
         KeyBinding([.char("f")], .toggleFollow, both, "loss chart: follow newest steps / whole run", bar: "Follow"),
         KeyBinding([.char("z")], .zoomIn, both, "loss chart: zoom in (half the steps; follows the newest)", bar: "Zoom"),
         KeyBinding([.char("Z")], .zoomOut, both, "loss chart: zoom out (twice the steps)"),
+        KeyBinding([.char("<")], .panBack, both, "loss chart: pan back in time (half a window)"),
+        KeyBinding([.char(">")], .panForward, both, "loss chart: pan forward (back to the newest: follows again)"),
+        KeyBinding([.char("x")], .toggleReadout, both, "loss chart: a cursor that reads out the values at a step (on / off)"),
+        KeyBinding([.char(",")], .readoutLeft, both, "loss chart: readout cursor one column back"),
+        KeyBinding([.char(".")], .readoutRight, both, "loss chart: readout cursor one column forward"),
+        KeyBinding([.char("t")], .toggleTimeAxis, both, "loss chart: x axis in steps / elapsed wall time"),
         KeyBinding([.char("}")], .smoothMore, both, "loss chart: smooth more (EMA weight up)"),
         KeyBinding([.char("{")], .smoothLess, both, "loss chart: smooth less (EMA weight down, 0: off)"),
         KeyBinding([.char("m")], .driftMetric, both, "drift over time: whole-matrix / mean block drift"),
@@ -299,6 +305,49 @@ public struct WorkbenchModel: Sendable {
             return .redraw
         case .toggleFollow:
             view.follow.toggle()
+            view.panSteps = 0
+            return .redraw
+        case .panBack, .panForward:
+            let lastStep = snapshot.steps.last?.step ?? snapshot.step
+            guard view.follow else {
+                view.message = "loss chart shows the whole run: zoom in (z) to pan"
+                return .redraw
+            }
+            let window = max(1, view.followWindow)
+            let maxPan = max(0, lastStep - window)
+            let delta = max(1, window / 2) * (action == .panBack ? 1 : -1)
+            let pan = min(maxPan, max(0, view.panSteps + delta))
+            if pan == view.panSteps {
+                view.message = action == .panBack ? "loss chart: at the start of the run" : "loss chart: following the newest steps"
+                return .redraw
+            }
+            view.panSteps = pan
+            let end = max(1, lastStep - pan)
+            view.message = pan == 0 ? "loss chart: following the newest steps" : "loss chart: steps \(max(0, end - window))-\(end)"
+            return .redraw
+        case .toggleReadout:
+            if view.readoutStep != nil {
+                view.readoutStep = nil
+            } else {
+                let lastStep = snapshot.steps.last?.step ?? snapshot.step
+                let (_, hi) = LossChartView.xRange(view: view, lastStep: lastStep, totalSteps: snapshot.run.totalSteps)
+                view.readoutStep = replay?.cursor ?? min(hi, lastStep)
+            }
+            return .redraw
+        case .readoutLeft, .readoutRight:
+            guard let at = view.readoutStep else {
+                view.message = "x turns the readout cursor on"
+                return .redraw
+            }
+            let lastStep = snapshot.steps.last?.step ?? snapshot.step
+            let (lo, hi) = LossChartView.xRange(view: view, lastStep: lastStep, totalSteps: snapshot.run.totalSteps)
+            // About one screen column of a wide chart.
+            let stride = max(1, (hi - lo) / 100)
+            view.readoutStep = min(hi, max(lo, at + (action == .readoutLeft ? -stride : stride)))
+            return .redraw
+        case .toggleTimeAxis:
+            view.timeAxis.toggle()
+            view.message = "loss chart: x axis in \(view.timeAxis ? "elapsed time" : "steps")"
             return .redraw
         case .smoothMore, .smoothLess:
             view.smoothing = LossChartView.nextSmoothing(view.smoothing, up: action == .smoothMore)

@@ -59,10 +59,11 @@ enum LossChartView {
     /// always fills the width. Whole run: 0 ... the run's planned length (or further, when the
     /// run or a compared session went past it).
     static func xRange(
-        follow: Bool, window: Int, lastStep: Int, totalSteps: Int, comparisonLastStep: Int? = nil
+        follow: Bool, window: Int, lastStep: Int, totalSteps: Int, comparisonLastStep: Int? = nil, pan: Int = 0
     ) -> (lo: Int, hi: Int) {
         if follow {
-            let hi = max(lastStep, 1)
+            // Panned back: the window ends `pan` steps before the newest (never before one window).
+            let hi = max(min(lastStep, max(1, window)), lastStep - max(0, pan), 1)
             return (max(0, hi - max(1, window)), hi)
         }
         var hi = max(totalSteps, lastStep, 1)
@@ -73,7 +74,34 @@ enum LossChartView {
     static func xRange(_ ctx: FrameContext, lastStep: Int) -> (lo: Int, hi: Int) {
         xRange(
             follow: ctx.view.follow, window: ctx.view.followWindow, lastStep: lastStep,
-            totalSteps: ctx.snapshot.run.totalSteps, comparisonLastStep: ctx.replay?.comparison?.last?.step)
+            totalSteps: ctx.snapshot.run.totalSteps, comparisonLastStep: ctx.replay?.comparison?.last?.step,
+            pan: ctx.view.panSteps)
+    }
+
+    static func xRange(view: ViewState, lastStep: Int, totalSteps: Int) -> (lo: Int, hi: Int) {
+        xRange(follow: view.follow, window: view.followWindow, lastStep: lastStep, totalSteps: totalSteps, pan: view.panSteps)
+    }
+
+    /// The record at or nearest before `step` (records ascending by step).
+    static func record(atOrBefore step: Int, in steps: [StepRecord]) -> StepRecord? {
+        var lo = 0, hi = steps.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if steps[mid].step <= step { lo = mid + 1 } else { hi = mid }
+        }
+        return lo > 0 ? steps[lo - 1] : steps.first
+    }
+
+    /// The readout line: the values of the step under the readout cursor.
+    static func readout(_ ctx: FrameContext, steps: [StepRecord], smooth: [Double], at step: Int) -> String {
+        guard let i = steps.lastIndex(where: { $0.step <= step }) ?? (steps.isEmpty ? nil : 0) else { return "▼ step \(step): no steps" }
+        let r = steps[i]
+        // Most wanted first: a narrow panel cuts the end.
+        var t = "▼ step \(r.step)  loss \(Fmt.fit(r.loss))  smooth \(Fmt.fit(smooth[i]))"
+        if let e = ctx.snapshot.evals.last(where: { $0.step <= r.step }) { t += "  acc \(Fmt.percent(e.valAccuracy)) @\(e.step)" }
+        t += "  λ \(Fmt.sci(r.lambda))  lr \(Fmt.sci(r.lr))  \(Fmt.duration(r.elapsed))"
+        t += "  task \(Fmt.fit(r.taskLoss))  λ·pen \(Fmt.fit(r.lambda * r.penalty))"
+        return t
     }
 
     static func draw(_ ctx: FrameContext, in rect: Rect, grid: inout ScreenGrid) {
@@ -84,7 +112,12 @@ enum LossChartView {
         var titleRight = ctx.view.logScale ? "log" : "lin"
         if ctx.view.follow {
             let shown = steps.last?.step ?? snap.step
-            titleRight += shown > ctx.view.followWindow ? " · last \(ctx.view.followWindow)" : " · all so far"
+            if ctx.view.panSteps > 0 && shown > ctx.view.followWindow {
+                let (lo, hi) = xRange(ctx, lastStep: shown)
+                titleRight += " · steps \(lo)-\(hi)"
+            } else {
+                titleRight += shown > ctx.view.followWindow ? " · last \(ctx.view.followWindow)" : " · all so far"
+            }
         } else {
             titleRight += " · whole run"
         }
@@ -106,9 +139,15 @@ enum LossChartView {
             [("⠒ loss", theme.rawLoss), ("⠒ smooth", theme.smoothLoss), ("⠒ task", theme.taskLoss),
              ("⠒ λ·pen", theme.penalty), ("◆ val acc", theme.accuracy)]
             + (ctx.replay?.comparison != nil ? [("⠒ " + (ctx.replay?.comparisonID ?? "cmp"), theme.comparison)] : [])
-        for (text, style) in legend where c + Fmt.width(text) <= body.width {
-            grid.put(text, at: 0, c, in: body, style: style)
-            c += Fmt.width(text) + 1
+        let readoutStep = ctx.view.readoutStep.map { ctx.replay?.cursor ?? $0 }
+        if let at = readoutStep {
+            // The readout takes the legend's row.
+            grid.put(Fmt.cut(readout(ctx, steps: steps, smooth: smooth, at: at), body.width), at: 0, 0, in: body, style: theme.value)
+        } else {
+            for (text, style) in legend where c + Fmt.width(text) <= body.width {
+                grid.put(text, at: 0, c, in: body, style: style)
+                c += Fmt.width(text) + 1
+            }
         }
 
         let leftW = 7, rightW = 5
@@ -122,10 +161,17 @@ enum LossChartView {
         let (x0, x1) = xRange(ctx, lastStep: lastStep)
         var canvas = BrailleCanvas(cols: plot.width, rows: plot.height)
         let pw = canvas.pixelWidth, ph = canvas.pixelHeight
+        // x is the step, or (`t`) the elapsed time of the step's record.
+        let timed = ctx.view.timeAxis && !steps.isEmpty
+        func coordinate(_ step: Int) -> Double {
+            guard timed, let r = record(atOrBefore: step, in: steps) else { return Double(step) }
+            return r.elapsed
+        }
+        let c0 = coordinate(x0), c1 = coordinate(x1)
         func px(_ step: Int) -> Int? {
             guard step >= x0, step <= x1 else { return nil }
-            let t = Double(step - x0) / Double(max(1, x1 - x0))
-            return min(pw - 1, Int((t * Double(pw - 1)).rounded()))
+            let t = c1 > c0 ? (coordinate(step) - c0) / (c1 - c0) : Double(step - x0) / Double(max(1, x1 - x0))
+            return min(pw - 1, max(0, Int((t * Double(pw - 1)).rounded())))
         }
 
         // Series, from the back to the front.
@@ -138,7 +184,8 @@ enum LossChartView {
         all += cmpVisible.map { cmpSmooth[$0] }
         guard let yScale = YScale(values: all, log: ctx.view.logScale) else {
             grid.put("no steps yet", at: plot.height / 2, max(0, (plot.width - 12) / 2), in: plot, style: theme.dim)
-            drawAxis(&grid, plot: plot, axisRow: axisRow, labelRow: labelRow, x0: x0, x1: x1, ctx: ctx, px: { _ in nil })
+            drawAxis(&grid, plot: plot, axisRow: axisRow, labelRow: labelRow, x0: x0, x1: x1, ctx: ctx, px: { _ in nil },
+                     labels: ("\(x0)", "step", "\(x1)"), readout: nil)
             return
         }
         func polyline(_ points: [(Int, Double)], _ style: Style) {
@@ -186,13 +233,15 @@ enum LossChartView {
             let text = Fmt.pad(Fmt.fit(v, width: leftW - 1), leftW - 1, right: true) + "┤"
             grid.put(text, at: row, 0, in: left, style: theme.dim)
         }
-        drawAxis(&grid, plot: plot, axisRow: axisRow, labelRow: labelRow, x0: x0, x1: x1, ctx: ctx, px: px)
+        let labels = timed ? (Fmt.duration(c0), "elapsed", Fmt.duration(c1)) : ("\(x0)", "step", "\(x1)")
+        drawAxis(&grid, plot: plot, axisRow: axisRow, labelRow: labelRow, x0: x0, x1: x1, ctx: ctx, px: px,
+                 labels: labels, readout: readoutStep)
     }
 
     /// The x axis with λ / η / S marks and the replay cursor, and its labels.
     private static func drawAxis(
         _ grid: inout ScreenGrid, plot: Rect, axisRow: Int, labelRow: Int, x0: Int, x1: Int, ctx: FrameContext,
-        px: (Int) -> Int?
+        px: (Int) -> Int?, labels: (left: String, middle: String, right: String), readout: Int?
     ) {
         let theme = ctx.theme
         let axis = Rect(row: axisRow, col: plot.col - 1, height: 1, width: plot.width + 1)
@@ -204,11 +253,12 @@ enum LossChartView {
         if let r = ctx.replay, let x = px(r.cursor) {
             grid.set("▲", at: 0, 1 + x / 2, in: axis, style: theme.cursor)
         }
-        let labels = Rect(row: labelRow, col: plot.col, height: 1, width: plot.width)
-        let l = "\(x0)", r = "\(x1)"
-        grid.put(l, at: 0, 0, in: labels, style: theme.dim)
-        grid.put(r, at: 0, plot.width - Fmt.width(r), in: labels, style: theme.dim)
-        let mid = "step"
-        grid.put(mid, at: 0, (plot.width - Fmt.width(mid)) / 2, in: labels, style: theme.dim)
+        if let at = readout, let x = px(at) {
+            grid.set("▼", at: 0, 1 + x / 2, in: axis, style: theme.cursor)
+        }
+        let row = Rect(row: labelRow, col: plot.col, height: 1, width: plot.width)
+        grid.put(labels.left, at: 0, 0, in: row, style: theme.dim)
+        grid.put(labels.right, at: 0, plot.width - Fmt.width(labels.right), in: row, style: theme.dim)
+        grid.put(labels.middle, at: 0, (plot.width - Fmt.width(labels.middle)) / 2, in: row, style: theme.dim)
     }
 }

@@ -166,6 +166,14 @@ public struct ViewState: Sendable, Equatable {
     public var followWindow = 500
     /// Weight of the loss chart's exponential moving average ("smooth"), TensorBoard's slider.
     public var smoothing = LossChartView.smoothing
+    /// Following: how many steps the window's right end stands before the newest step (`<` `>`
+    /// pan by half a window; 0 follows the newest).
+    public var panSteps = 0
+    /// The loss chart's readout cursor (`x`): the step whose values the chart's second row reads
+    /// out; nil: off. In replay it follows the replay cursor.
+    public var readoutStep: Int?
+    /// The loss chart's x axis in elapsed wall time instead of steps (`t`).
+    public var timeAxis = false
     /// What the drift-over-time view's cells show.
     public var driftMetric: DriftMetric = .matrix
     public var prompt: Prompt?
