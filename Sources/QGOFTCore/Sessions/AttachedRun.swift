@@ -142,6 +142,14 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
             snapshot.state = state
             changed = true
         }
+        if state.isTerminal, let first = snapshot.channel?.pending.first {
+            // Nobody will answer them now.
+            let n = snapshot.channel?.pending.count ?? 0
+            snapshot.channel?.pending.removeAll()
+            snapshot.channel?.lastRefusal = ChannelStatus.Refusal(
+                name: first.name, reason: "the run ended before it answered" + (n > 1 ? " (and \(n - 1) more)" : ""), time: now)
+            changed = true
+        }
         if let last = snapshot.steps.last { snapshot.step = max(last.step, snapshot.step) }
         // The peak rates in force, as a trainer publishes them: the configuration's, then the
         // newest change (the keys double and halve these).
