@@ -35,7 +35,7 @@ struct AttachCommand: ParsableCommand {
                 progressLine("reading \(dir.lastPathComponent): \(bytes >> 20) MiB of metrics...")
             }
             let run = try AttachedRun(directory: dir, readOnly: readOnly)
-            let status = SessionLock.effectiveStatus(try LoadedSession.load(dir).info.status, session: dir)
+            let status = run.status
             if !status.isLive {
                 progressLine("note: session \(dir.lastPathComponent) is \(status.rawValue): nothing trains it, commands are off")
             }
@@ -82,15 +82,16 @@ struct SendCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             let dir = try sessions.store.resolve(id)
-            let status = SessionLock.effectiveStatus(try LoadedSession.load(dir).info.status, session: dir)
+            // Only the answer is wanted: events, not the metrics of a long run.
+            let follower = try AttachedRun(directory: dir, readOnly: true, followMetrics: false)
+            follower.pollInterval = 0
+            let status = follower.status
             guard status.isLive else {
                 throw TrainingError("session \(dir.lastPathComponent) is \(status.rawValue): nothing trains it to read the command", kind: .input)
             }
             guard let trainerCommand = command.command(value: value) else {
                 throw TrainingError.usage("\(command.rawValue) needs a value")
             }
-            let follower = try AttachedRun(directory: dir, readOnly: true)
-            follower.pollInterval = 0
             let sent = try CommandChannelWriter(session: dir, kind: "send").append(trainerCommand)
             guard wait > 0 else {
                 print("sent \(command.rawValue) as \(sent)")

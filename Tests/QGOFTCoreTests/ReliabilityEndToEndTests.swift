@@ -270,4 +270,36 @@ final class ReliabilityEndToEndTests: ReleaseBinaryTestCase {
         XCTAssertTrue(got.events.contains { $0.kind == .resumed && $0.step == 0 })
         SessionTestSupport.assertIdentical(try got.snapshot(step: 27).checkpoint(), try want.snapshot(step: 27).checkpoint())
     }
+
+    /// `qgoft send` steers a headless run of another process through commands.jsonl and prints
+    /// the run's answer: exit 0 applied, 1 refused, 3 when nothing trains the session, 2 for a
+    /// command without its value.
+    func testSendSteersAHeadlessRunAndReportsTheAnswer() throws {
+        var args = quietArgs
+        args[args.firstIndex(of: "--max-steps").map { $0 + 1 } ?? 0] = "400"
+        let (p, dir, _) = try start(args, name: "send", untilStep: 2)
+        func send(_ a: String...) throws -> Outcome { try run(["send", dir.path] + a, name: "send-\(a.joined(separator: "-"))") }
+        var o = try send("pause")
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertTrue(o.stdout.hasPrefix("applied at step "), o.stdout)
+        o = try send("step")
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertTrue(o.stdout.contains("ran one step while paused"), o.stdout)
+        o = try send("set_lr", "0")
+        XCTAssertEqual(o.status, 1, o.stdout + o.stderr)
+        XCTAssertTrue(o.stdout.contains("refused") && o.stdout.contains("positive"), o.stdout)
+        o = try send("set_lambda")
+        XCTAssertEqual(o.status, 2, "a missing value is a usage error: \(o.stderr)")
+        XCTAssertTrue(o.stderr.contains("set_lambda needs a value"), o.stderr)
+        XCTAssertEqual(try send("resume").status, 0)
+        o = try send("stop")
+        XCTAssertEqual(o.status, 0, o.stderr)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 4, "stopped by the user")
+        o = try send("pause")
+        XCTAssertEqual(o.status, 3, o.stderr)
+        XCTAssertTrue(o.stderr.contains("is stopped: nothing trains it"), o.stderr)
+        let events = try String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8)
+        XCTAssertEqual(events.components(separatedBy: #""id":"send-"#).count - 1, 5, "one answer per command written (set_lambda without a value and the last pause never were):\n\(events)")
+    }
 }

@@ -54,10 +54,13 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
     private let decoder = SessionJSON.decoder()
     /// How often the files are looked at.
     public var pollInterval: TimeInterval = 0.25
+    /// False: metrics.jsonl is not read (a follower that waits for events only, `qgoft send`).
+    private let followMetrics: Bool
 
     /// Attaches to the session in `directory`; throws when its session.json is missing or corrupt.
-    public init(directory: URL, readOnly: Bool = false) throws {
+    public init(directory: URL, readOnly: Bool = false, followMetrics: Bool = true) throws {
         self.directory = directory
+        self.followMetrics = followMetrics
         let url = directory.appendingPathComponent(SessionFormat.sessionFile)
         info = try SessionJSON.read(SessionInfo.self, from: url)
         if info.formatVersion > SessionFormat.version {
@@ -78,6 +81,9 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
             return warnings
         }
     }
+
+    /// The session's status as readers show it (`crashed` when nobody writes a live session).
+    public var status: SessionStatus { lock.withLock { effectiveStatus() } }
 
     // MARK: TrainerControl
 
@@ -135,7 +141,7 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
             if run != snapshot.run { snapshot.run = run }
             changed = true
         }
-        changed = readMetrics() || changed
+        if followMetrics { changed = readMetrics() || changed }
         changed = readEvents() || changed
         let state = Self.state(effectiveStatus(now: now), events: snapshot.events)
         if state != snapshot.state {
