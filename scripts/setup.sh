@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what qgoft needs on a Debian machine, only what is missing: OpenBLAS, ncursesw and
-# pkg-config (build), tmux (the end-to-end workbench test), and for the Python checks numpy and
-# safetensors; with --tests also Chromium (the HTML report is checked in a real browser).
+# pkg-config (build), tmux (the end-to-end workbench test), pip and venv (Debian ships them apart
+# from python3; the Python checks install numpy and safetensors, and scripts/setup-python.sh makes
+# its virtual environment); with --tests also Chromium (the HTML report is checked in a real browser).
 # Idempotent; run as root (or with sudo available).
 set -euo pipefail
 
-packages=(libopenblas-dev libncurses-dev pkg-config tmux)
+packages=(libopenblas-dev libncurses-dev pkg-config tmux python3-pip python3-venv)
 [ "${1:-}" = --tests ] && packages+=(chromium)
 need=()
 for pkg in "${packages[@]}"; do
