@@ -24,10 +24,7 @@ struct BenchCommand: ParsableCommand {
     var tokenizer = false
     @Flag(name: .long, help: "Time statistics steps (the spec's figures of every adapted layer, as the trainer computes them every --stats-every steps).")
     var stats = false
-    @Option(name: .long, help: "Adapter method for --train: qgoft or goft.")
-    var method: String = "qgoft"
-    @Option(name: .long, help: "Block layout: tree or butterfly.")
-    var layout: String = "tree"
+    @OptionGroup(title: "Method (--train, --stats)") var method: MethodOptionsGroup
     @Option(name: .customLong("batch-size")) var batchSize: Int = 32
     @Option(name: .customLong("seq-len"), help: "Every sequence is cut to this length (the peer pads to it).")
     var seqLen: Int = 64
@@ -70,8 +67,6 @@ struct BenchCommand: ParsableCommand {
         guard steps >= 1, warmup >= 0, batchSize >= 1, seqLen >= 2 else {
             throw ValidationError("--steps, --batch-size and --seq-len must be positive (--seq-len at least 2), --warmup at least 0")
         }
-        guard AdapterMethod(rawValue: method) != nil else { throw ValidationError("--method \(method): choose qgoft or goft") }
-        guard GivensLayoutKind(rawValue: layout) != nil else { throw ValidationError("--layout \(layout): choose tree or butterfly") }
         if !(forward || train) {
             if real { throw ValidationError("--real goes with --forward or --train") }
             if repeats != 1 { throw ValidationError("--repeats goes with --forward or --train") }
@@ -125,10 +120,8 @@ struct BenchCommand: ParsableCommand {
             var c = TrainingConfiguration()
             c.model = model.model
             c.threads = threads.threads
-            let m = AdapterMethod(rawValue: method) ?? .qgoft  // checked in validate()
-            let l = GivensLayoutKind(rawValue: layout) ?? .tree
-            c.method = m
-            c.layout = l
+            method.apply(to: &c)
+            let m = c.method, l = c.layout
             c.batchSize = batchSize
             c.maxLength = seqLen
             let store = AssetStore()
@@ -172,7 +165,7 @@ struct BenchCommand: ParsableCommand {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     for (n, lin) in layers.enumerated() {
                         guard let a = lin.adapter else { continue }
-                        drift = max(drift, a.statistics(weight: lin.weight.data, dOut: lin.outWidth, anglePairs: pairs[n]).matrixDrift)
+                        drift = max(drift, a.statistics(base: lin.frozen, anglePairs: pairs[n]).matrixDrift)
                     }
                     if i >= warmup { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
                 }
@@ -219,7 +212,7 @@ struct BenchCommand: ParsableCommand {
                 let params = clf.trainableParameters.map(\.parameter)
                 let opt = AdamW(parameters: params)
                 let lrs = params.map { _ in 1e-3 }, wds = params.map { _ in 0.0 }
-                let lambda = m == .qgoft ? 1e-4 : 0
+                let lambda = m.spec.hasPenalty ? 1e-4 : 0
                 settings["method"] = .string(m.rawValue)
                 settings["layout"] = .string(l.rawValue)
                 settings["lambda"] = .double(lambda)

@@ -13,7 +13,7 @@ enum AdapterBench {
         for d in [384, 1536] {
             let x = gaussian(rows * d, &rng), dy = gaussian(rows * d, &rng)
             var y = [Float](repeating: 0, count: rows * d), dx = [Float](repeating: 0, count: rows * d)
-            let adapters: [(String, InputAdapter)] = [
+            let adapters: [(String, GivensAdapter)] = [
                 ("qgoft/tree", QuasiGivensAdapter(width: d)),
                 ("goft+scale/tree", GivensRotationAdapter(width: d)),
                 ("qgoft/butterfly", QuasiGivensAdapter(width: d, layout: .butterfly)),
@@ -64,7 +64,7 @@ enum AdapterBench {
     }
 
     /// Parameters away from the identity, as after some training.
-    private static func randomize(_ a: InputAdapter, _ rng: inout SplitMix64, spread: Double = 0.1) {
+    private static func randomize(_ a: GivensAdapter, _ rng: inout SplitMix64, spread: Double = 0.1) {
         for p in a.parameters {
             let v = p.value
             for i in 0..<v.count { v[i] += Float(spread * rng.nextGaussian()) }
@@ -75,8 +75,8 @@ enum AdapterBench {
     /// as in training): forwards in layer order, backwards in reverse.
     private static func modelStep(method: AdapterMethod, rows: Int, repeats: Int, rng: inout SplitMix64) -> Double {
         let widths = (0..<6).flatMap { _ in [384, 384, 384, 384, 384, 1536] }
-        let adapters: [InputAdapter] = widths.map {
-            method == .qgoft ? QuasiGivensAdapter(width: $0) as InputAdapter : GivensRotationAdapter(width: $0)
+        let adapters: [GivensAdapter] = widths.map {
+            method == .qgoft ? QuasiGivensAdapter(width: $0) as GivensAdapter : GivensRotationAdapter(width: $0)
         }
         for a in adapters {
             randomize(a, &rng)

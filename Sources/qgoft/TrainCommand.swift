@@ -28,12 +28,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("val-fraction"), help: "Validation share for data without a reference split.")
     var validationFraction: Double = 0.1
 
-    @Option(name: .long, help: "Adapter method: qgoft or goft.")
-    var method: String = "qgoft"
-    @Option(name: .long, help: "Block layout: tree (the paper's, d-1 blocks) or butterfly (all coordinates paired in every stage).")
-    var layout: String = "tree"
-    @Flag(name: .customLong("no-scaling"), help: "GOFT without the diag(s) norm scaling.")
-    var noScaling = false
+    @OptionGroup var method: MethodOptionsGroup
     @Option(name: .long, help: "Comma-separated linear layers to adapt.")
     var targets: String = "query,key,value,attention.output.dense,intermediate.dense,output.dense"
     @Option(name: .long, help: "Comma-separated encoder layers to adapt (default: all).")
@@ -41,8 +36,8 @@ struct TrainCommand: ParsableCommand {
 
     @Option(name: .customLong("lambda"), help: "Soft orthogonality penalty strength (qGOFT).")
     var lambda: Double = 1e-4
-    @Option(name: .long, help: "Peak learning rate.")
-    var lr: Double = 3e-3
+    @Option(name: .long, help: "Peak learning rate (default: the method's, see `qgoft info`; 3e-3 for qgoft).")
+    var lr: Double?
     @Option(name: .customLong("head-lr"), help: "Peak learning rate of the head (default: --lr).")
     var headLR: Double?
     @Option(name: .long, help: "Epochs.")
@@ -96,15 +91,7 @@ struct TrainCommand: ParsableCommand {
         c.labelColumn = labelColumn
         c.labelMap = try labelMap.map { try LabelMap.parse($0) }
         c.validationFraction = validationFraction
-        guard let m = AdapterMethod(rawValue: method) else {
-            throw TrainingError.usage("--method \(method): unknown; choose \(AdapterMethod.allCases.map(\.rawValue).joined(separator: " or "))")
-        }
-        c.method = m
-        guard let l = GivensLayoutKind(rawValue: layout) else {
-            throw TrainingError.usage("--layout \(layout): unknown; choose tree or butterfly")
-        }
-        c.layout = l
-        c.goftScaling = !noScaling
+        method.apply(to: &c)
         c.targets = TrainingConfiguration.normalizeTargets(targets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         if let layers {
             c.layers = try layers.split(separator: ",").map {
@@ -115,7 +102,7 @@ struct TrainCommand: ParsableCommand {
             }
         }
         c.lambda = lambda
-        c.learningRate = lr
+        c.learningRate = lr ?? c.method.spec.defaultLearningRate
         c.headLearningRate = headLR
         c.epochs = epochs
         c.maxSteps = maxSteps
@@ -337,12 +324,15 @@ struct TrainCommand: ParsableCommand {
     }
 
     /// The options that make up the `TrainingConfiguration`, with the value each gives it.
-    static let configurationFlags: [(String, @Sendable (TrainingConfiguration) -> String)] = [
+    static let configurationFlags: [(String, @Sendable (TrainingConfiguration) -> String)] =
+        dataFlags + MethodOptionsGroup.configurationFlags + runFlags
+    private static let dataFlags: [(String, @Sendable (TrainingConfiguration) -> String)] = [
         ("--model", { $0.model }), ("--data", { $0.data }),
         ("--text-column", { $0.textColumn ?? "(default)" }), ("--label-column", { $0.labelColumn ?? "(default)" }),
         ("--label-map", { $0.labelMap.map(LabelMap.format) ?? "(none)" }),
-        ("--val-fraction", { "\($0.validationFraction)" }), ("--method", { $0.method.rawValue }),
-        ("--layout", { $0.layout.rawValue }), ("--no-scaling", { $0.goftScaling ? "off" : "on" }),
+        ("--val-fraction", { "\($0.validationFraction)" }),
+    ]
+    private static let runFlags: [(String, @Sendable (TrainingConfiguration) -> String)] = [
         ("--targets", { $0.targets.joined(separator: ",") }),
         ("--layers", { $0.layers.map { $0.map(String.init).joined(separator: ",") } ?? "all" }),
         ("--lambda", { "\($0.lambda)" }), ("--lr", { "\($0.learningRate)" }),

@@ -45,7 +45,7 @@ final class AdapterFixtureTests: XCTestCase {
                 XCTFail("\(name): unknown method/layout \(f.method)/\(f.layout)")
                 continue
             }
-            let adapter: InputAdapter = method == .qgoft
+            let adapter: GivensAdapter = method == .qgoft
                 ? QuasiGivensAdapter(width: f.width, layout: layout)
                 : GivensRotationAdapter(width: f.width, layout: layout, scaling: f.scaling)
             XCTAssertEqual(adapter.stageSizes, f.stageSizes, "\(name): stage sizes")

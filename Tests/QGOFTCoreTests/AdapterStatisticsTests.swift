@@ -12,7 +12,7 @@ final class AdapterStatisticsTests: XCTestCase {
         return w
     }
 
-    static func stats(_ a: InputAdapter, _ w: [Float], dOut: Int, pairs: [(Int, Int)]) -> AdapterStatistics {
+    static func stats(_ a: GivensAdapter, _ w: [Float], dOut: Int, pairs: [(Int, Int)]) -> AdapterStatistics {
         w.withUnsafeBufferPointer { a.statistics(weight: $0.baseAddress!, dOut: dOut, anglePairs: pairs) }
     }
 

@@ -7,7 +7,7 @@ import QGOFTCore
 /// the numpy fixtures check separately.
 enum GivensReference {
     /// Block coefficients (a, b, c, e) per block, in Double, from the adapter's parameters.
-    static func coefficients(_ adapter: InputAdapter) -> [Double] {
+    static func coefficients(_ adapter: GivensAdapter) -> [Double] {
         if let q = adapter as? QuasiGivensAdapter {
             return q.blocks.value.array.map(Double.init)
         }
@@ -29,7 +29,7 @@ enum GivensReference {
     }
 
     /// The GOFT scale, or nil.
-    static func scale(_ adapter: InputAdapter) -> [Double]? {
+    static func scale(_ adapter: GivensAdapter) -> [Double]? {
         (adapter as? GivensRotationAdapter)?.scaler?.value.array.map(Double.init)
     }
 
@@ -76,8 +76,8 @@ enum AdapterTestSupport {
     }
 
     /// Both methods on both layouts (GOFT with and without scaling).
-    static func allAdapters(width d: Int) -> [InputAdapter] {
-        var out: [InputAdapter] = []
+    static func allAdapters(width d: Int) -> [GivensAdapter] {
+        var out: [GivensAdapter] = []
         for layout in GivensLayoutKind.allCases {
             out.append(QuasiGivensAdapter(width: d, layout: layout))
             out.append(GivensRotationAdapter(width: d, layout: layout, scaling: false))
@@ -86,14 +86,14 @@ enum AdapterTestSupport {
         return out
     }
 
-    static func describe(_ a: InputAdapter) -> String {
+    static func describe(_ a: GivensAdapter) -> String {
         let scaled = (a as? GivensRotationAdapter)?.scaler != nil ? "+scale" : ""
         return "\(a.method.rawValue)\(scaled)/\(a.layout.rawValue)/d=\(a.width)"
     }
 
     /// Sets random parameters: qGOFT blocks I + spread N(0, 1); GOFT p ~ N(0, spread),
     /// s ~ 1 + spread / 2 N(0, 1).
-    static func randomize(_ a: InputAdapter, _ rng: inout SplitMix64, spread: Double = 0.4) {
+    static func randomize(_ a: GivensAdapter, _ rng: inout SplitMix64, spread: Double = 0.4) {
         if let q = a as? QuasiGivensAdapter {
             let v = q.blocks.value
             for k in 0..<q.blockCount {
@@ -110,10 +110,10 @@ enum AdapterTestSupport {
         }
     }
 
-    static func zeroGrads(_ a: InputAdapter) { for p in a.parameters { p.zeroGrad() } }
+    static func zeroGrads(_ a: GivensAdapter) { for p in a.parameters { p.zeroGrad() } }
 
     /// forward (saving) then backward; returns y, dx and the gradients of every parameter.
-    static func run(_ a: InputAdapter, x: [Float], dy: [Float], rows: Int) -> (y: [Float], dx: [Float], grads: [[Float]]) {
+    static func run(_ a: GivensAdapter, x: [Float], dy: [Float], rows: Int) -> (y: [Float], dx: [Float], grads: [[Float]]) {
         let d = a.width
         var y = [Float](repeating: .nan, count: rows * d)
         var dx = [Float](repeating: .nan, count: rows * d)
@@ -132,7 +132,7 @@ enum AdapterTestSupport {
     }
 
     /// Evaluation forward (no save).
-    static func evaluate(_ a: InputAdapter, x: [Float], rows: Int) -> [Float] {
+    static func evaluate(_ a: GivensAdapter, x: [Float], rows: Int) -> [Float] {
         var y = [Float](repeating: .nan, count: rows * a.width)
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in

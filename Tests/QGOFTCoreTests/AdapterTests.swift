@@ -177,7 +177,7 @@ final class AdapterTests: XCTestCase {
         var rng = SplitMix64(seed: 5)
         var worstAbs = 0.0, worstRel = 0.0
         for d in [5, 7, 8] {
-            var adapters: [InputAdapter] = GivensLayoutKind.allCases.map { QuasiGivensAdapter(width: d, layout: $0) }
+            var adapters: [GivensAdapter] = GivensLayoutKind.allCases.map { QuasiGivensAdapter(width: d, layout: $0) }
             adapters += GivensLayoutKind.allCases.map { GivensRotationAdapter(width: d, layout: $0, scaling: true) }
             for a in adapters {
                 S.randomize(a, &rng)
@@ -297,7 +297,7 @@ final class AdapterTests: XCTestCase {
     func testTwoThreadsAreDeterministic() {
         var rng = SplitMix64(seed: 8)
         for d in [384, 1536] {
-            for a in [QuasiGivensAdapter(width: d) as InputAdapter, GivensRotationAdapter(width: d)] {
+            for a in [QuasiGivensAdapter(width: d) as GivensAdapter, GivensRotationAdapter(width: d)] {
                 S.randomize(a, &rng)
                 let rows = 301  // 38 groups, the last one partial
                 let x = S.randomArray(rows * d, &rng)
@@ -371,7 +371,7 @@ final class AdapterTests: XCTestCase {
     }
 }
 
-extension InputAdapter {
+extension GivensAdapter {
     /// The plan of either Givens adapter (tests only).
     var plan: GivensLayout {
         if let q = self as? QuasiGivensAdapter { return q.plan }

@@ -71,7 +71,11 @@ final class ModelAdapterTests: XCTestCase {
             _ = model.evaluate(batch)
             let adapted = model.lastLogits(batch: 2)
             var tensors = TinyBert.tensors(seed: 1)
-            for lin in model.encoder.linears { tensors[lin.module + ".weight"] = lin.mergedWeight() }
+            for lin in model.encoder.linears {
+                let (w, b) = lin.merged()
+                tensors[lin.module + ".weight"] = w
+                tensors[lin.module + ".bias"] = b
+            }
             let merged = try BertEncoder.load(config: TinyBert.config, source: "merged") { tensors[$0] }.encoder
             let plain = SequenceClassifier(encoder: merged, head: model.head, maxBatch: 2, maxSeq: 5)
             _ = plain.evaluate(batch)

@@ -114,7 +114,73 @@ public enum AdapterStatisticsComputation {
         let merged = Tensor([dOut, d])
         merged.data.update(from: weight, count: dOut * d)
         adapter.mergeIntoRows(merged.data, rows: dOut)
-        let after = UnsafePointer(merged.data)
+        let neurons = neuronAdjustments(original: weight, merged: UnsafePointer(merged.data), dOut: dOut, d: d, anglePairs: anglePairs)
+        // Whole matrix, from the block structure (no dense Q).
+        let scaleD = scale.map { $0.map(Double.init) }
+        let matrixDrift = gramDeviationSquared(plan: plan, blocks: blocks, scale: scaleD).squareRoot() / Double(d).squareRoot()
+
+        // Blocks.
+        var stageSum = [Double](repeating: 0, count: plan.stageCount)
+        var binSum = [Double](repeating: 0, count: driftBins)
+        var binCount = [Int](repeating: 0, count: driftBins)
+        var driftSum = 0.0
+        var driftMax = 0.0
+        var columnNorms: [Double] = []
+        var skews: [Double] = []
+        columnNorms.reserveCapacity(2 * p)
+        skews.reserveCapacity(p)
+        for s in 0..<plan.stageCount {
+            for k in plan.stageStarts[s]..<plan.stageStarts[s + 1] {
+                let geo = GivensBlockGeometry(a: blocks[4 * k], b: blocks[4 * k + 1], c: blocks[4 * k + 2], e: blocks[4 * k + 3])
+                stageSum[s] += geo.drift
+                let bin = min(driftBins - 1, plan.first[k] * driftBins / d)
+                binSum[bin] += geo.drift
+                binCount[bin] += 1
+                driftSum += geo.drift
+                driftMax = max(driftMax, geo.drift)
+                columnNorms.append(geo.columnNorm1)
+                columnNorms.append(geo.columnNorm2)
+                skews.append(geo.skewDegrees)
+            }
+        }
+        let stageDrift = (0..<plan.stageCount).map { stageSum[$0] / Double(max(1, plan.stageSizes[$0])) }
+        let binnedDrift = (0..<driftBins).map { binCount[$0] == 0 ? 0 : binSum[$0] / Double(binCount[$0]) }
+
+        var scaleMean: Double?
+        var scaleMax: Double?
+        if let scale, !scale.isEmpty {
+            let devs = scale.map { abs(Double($0) - 1) }
+            scaleMean = devs.reduce(0, +) / Double(devs.count)
+            scaleMax = devs.max()
+        }
+
+        return AdapterStatistics(
+            normAdjustmentMean: neurons.normMean,
+            normAdjustmentMax: neurons.normMax,
+            angleAdjustmentMean: neurons.angleMean,
+            angleAdjustmentMax: neurons.angleMax,
+            matrixDrift: matrixDrift,
+            stageDrift: stageDrift,
+            blockDriftMean: p == 0 ? 0 : driftSum / Double(p),
+            blockDriftMax: driftMax,
+            binnedDrift: binnedDrift,
+            columnNormHistogram: histogram(columnNorms, edges: columnNormEdges),
+            columnNormEdges: columnNormEdges,
+            skewHistogram: histogram(skews, edges: skewEdges),
+            skewEdges: skewEdges,
+            scaleDeviationMean: scaleMean,
+            scaleDeviationMax: scaleMax,
+            columnNormFit: DyadicHistogram.fit(columnNorms),
+            skewFit: DyadicHistogram.fit(skews),
+            relativeUpdate: relativeUpdate(original: weight, merged: UnsafePointer(merged.data), count: dOut * d))
+    }
+
+    /// The spec's neuron quantities between W[dOut, d] and the merged W'[dOut, d]: mean and max of
+    /// | |w_i'| / |w_i| - 1 | over neurons, and of |angle(w_i', w_j') - angle(w_i, w_j)| (degrees)
+    /// over the sampled pairs. The same for every method (what an adapter does to the neurons).
+    public static func neuronAdjustments(
+        original weight: UnsafePointer<Float>, merged after: UnsafePointer<Float>, dOut: Int, d: Int, anglePairs: [(Int, Int)]
+    ) -> (normMean: Double, normMax: Double, angleMean: Double, angleMax: Double) {
         var normBefore = [Double](repeating: 0, count: dOut)
         var normAfter = [Double](repeating: 0, count: dOut)
         normBefore.withUnsafeMutableBufferPointer { nb in
@@ -171,62 +237,60 @@ public enum AdapterStatisticsComputation {
             angleCount += 1
         }
 
-        // Whole matrix, from the block structure (no dense Q).
-        let scaleD = scale.map { $0.map(Double.init) }
-        let matrixDrift = gramDeviationSquared(plan: plan, blocks: blocks, scale: scaleD).squareRoot() / Double(d).squareRoot()
+        return (normCount == 0 ? 0 : normSum / Double(normCount), normMax,
+                angleCount == 0 ? 0 : angleSum / Double(angleCount), angleMax)
+    }
 
-        // Blocks.
-        var stageSum = [Double](repeating: 0, count: plan.stageCount)
-        var binSum = [Double](repeating: 0, count: driftBins)
-        var binCount = [Int](repeating: 0, count: driftBins)
-        var driftSum = 0.0
-        var driftMax = 0.0
-        var columnNorms: [Double] = []
-        var skews: [Double] = []
-        columnNorms.reserveCapacity(2 * p)
-        skews.reserveCapacity(p)
-        for s in 0..<plan.stageCount {
-            for k in plan.stageStarts[s]..<plan.stageStarts[s + 1] {
-                let geo = GivensBlockGeometry(a: blocks[4 * k], b: blocks[4 * k + 1], c: blocks[4 * k + 2], e: blocks[4 * k + 3])
-                stageSum[s] += geo.drift
-                let bin = min(driftBins - 1, plan.first[k] * driftBins / d)
-                binSum[bin] += geo.drift
+    /// ||W' - W||_F / ||W||_F over `count` floats, in Double.
+    public static func relativeUpdate(original: UnsafePointer<Float>, merged: UnsafePointer<Float>, count: Int) -> Double {
+        var num = 0.0, den = 0.0
+        for i in 0..<count {
+            let w = Double(original[i]), delta = Double(merged[i]) - w
+            num += delta * delta
+            den += w * w
+        }
+        return den == 0 ? 0 : (num / den).squareRoot()
+    }
+
+    /// The statistics of a method outside the Givens family: the neuron quantities and the relative
+    /// update from the merged layer, and, for a method with an orthogonal part, the drifts its
+    /// adapter measures: `partDrift[part][block]` = ||B^T B - I||_F of each elementary block (OFT
+    /// block, BOFT factor block, ...) with `blockStarts` its first input coordinate (for the binned
+    /// row), and `matrixDrift` = ||Q^T Q - I||_F / sqrt(d). Methods without one (LoRA) pass nil and
+    /// get 0 drift and empty parts. The Givens histograms stay empty.
+    public static func general(
+        adapter: any LinearAdapter, base: FrozenLinear, anglePairs: [(Int, Int)],
+        matrixDrift: Double? = nil, partDrift: [[Double]] = [], blockStarts: [[Int]] = [],
+        scaleDeviation: (mean: Double, max: Double)? = nil
+    ) -> AdapterStatistics {
+        let dOut = base.outWidth, d = base.inWidth
+        let w = Tensor([dOut, d]), b = Tensor([dOut])
+        w.data.update(from: base.weight, count: dOut * d)
+        b.data.update(from: base.bias, count: dOut)
+        adapter.merge(weight: w.data, bias: b.data)
+        let n = neuronAdjustments(original: base.weight, merged: UnsafePointer(w.data), dOut: dOut, d: d, anglePairs: anglePairs)
+        var binSum = [Double](repeating: 0, count: driftBins), binCount = [Int](repeating: 0, count: driftBins)
+        var all: [Double] = []
+        for (pi, part) in partDrift.enumerated() {
+            for (k, v) in part.enumerated() {
+                all.append(v)
+                let start = pi < blockStarts.count && k < blockStarts[pi].count ? blockStarts[pi][k] : 0
+                let bin = min(driftBins - 1, max(0, start * driftBins / max(1, d)))
+                binSum[bin] += v
                 binCount[bin] += 1
-                driftSum += geo.drift
-                driftMax = max(driftMax, geo.drift)
-                columnNorms.append(geo.columnNorm1)
-                columnNorms.append(geo.columnNorm2)
-                skews.append(geo.skewDegrees)
             }
         }
-        let stageDrift = (0..<plan.stageCount).map { stageSum[$0] / Double(max(1, plan.stageSizes[$0])) }
-        let binnedDrift = (0..<driftBins).map { binCount[$0] == 0 ? 0 : binSum[$0] / Double(binCount[$0]) }
-
-        var scaleMean: Double?
-        var scaleMax: Double?
-        if let scale, !scale.isEmpty {
-            let devs = scale.map { abs(Double($0) - 1) }
-            scaleMean = devs.reduce(0, +) / Double(devs.count)
-            scaleMax = devs.max()
-        }
-
         return AdapterStatistics(
-            normAdjustmentMean: normCount == 0 ? 0 : normSum / Double(normCount),
-            normAdjustmentMax: normMax,
-            angleAdjustmentMean: angleCount == 0 ? 0 : angleSum / Double(angleCount),
-            angleAdjustmentMax: angleMax,
-            matrixDrift: matrixDrift,
-            stageDrift: stageDrift,
-            blockDriftMean: p == 0 ? 0 : driftSum / Double(p),
-            blockDriftMax: driftMax,
-            binnedDrift: binnedDrift,
-            columnNormHistogram: histogram(columnNorms, edges: columnNormEdges),
-            columnNormEdges: columnNormEdges,
-            skewHistogram: histogram(skews, edges: skewEdges),
-            skewEdges: skewEdges,
-            scaleDeviationMean: scaleMean,
-            scaleDeviationMax: scaleMax,
-            columnNormFit: DyadicHistogram.fit(columnNorms),
-            skewFit: DyadicHistogram.fit(skews))
+            normAdjustmentMean: n.normMean, normAdjustmentMax: n.normMax,
+            angleAdjustmentMean: n.angleMean, angleAdjustmentMax: n.angleMax,
+            matrixDrift: matrixDrift ?? 0,
+            stageDrift: partDrift.map { $0.isEmpty ? 0 : $0.reduce(0, +) / Double($0.count) },
+            blockDriftMean: all.isEmpty ? 0 : all.reduce(0, +) / Double(all.count),
+            blockDriftMax: all.max() ?? 0,
+            binnedDrift: all.isEmpty ? [] : (0..<driftBins).map { binCount[$0] == 0 ? 0 : binSum[$0] / Double(binCount[$0]) },
+            columnNormHistogram: [], columnNormEdges: [], skewHistogram: [], skewEdges: [],
+            scaleDeviationMean: scaleDeviation?.mean, scaleDeviationMax: scaleDeviation?.max,
+            relativeUpdate: relativeUpdate(original: base.weight, merged: UnsafePointer(w.data), count: dOut * d),
+            orthogonal: matrixDrift != nil)
     }
 }

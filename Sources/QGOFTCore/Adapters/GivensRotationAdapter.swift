@@ -11,12 +11,14 @@ import Foundation
 ///
 /// Not thread-safe: forward, backward, merge and statistics of one adapter must not run
 /// concurrently (each uses the row-chunk parallelism of `Parallel` internally).
-public final class GivensRotationAdapter: InputAdapter {
+public final class GivensRotationAdapter: GivensAdapter {
     public var method: AdapterMethod { .goft }
     public var layout: GivensLayoutKind { plan.kind }
     /// The stage/pair plan.
     public let plan: GivensLayout
     public var width: Int { plan.width }
+    /// Output width of the frozen layer it sits on (for merge and statistics).
+    public let outputWidth: Int
     public var blockCount: Int { plan.blockCount }
     public var stageSizes: [Int] { plan.stageSizes }
 
@@ -37,7 +39,8 @@ public final class GivensRotationAdapter: InputAdapter {
     private var savedAngles: [Float]
 
     /// An identity-initialised GOFT adapter for input width `width` (at least 1).
-    public init(width: Int, layout: GivensLayoutKind = .tree, scaling: Bool = true) {
+    public init(width: Int, layout: GivensLayoutKind = .tree, scaling: Bool = true, outputWidth: Int? = nil) {
+        self.outputWidth = outputWidth ?? width
         plan = GivensLayout(kind: layout, width: width)
         kernel = GivensStageKernel(plan: plan)
         angles = Parameter(name: "givens_hard", value: Tensor([plan.blockCount]))

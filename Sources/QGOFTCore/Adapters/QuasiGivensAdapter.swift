@@ -8,12 +8,15 @@
 ///
 /// Not thread-safe: forward, backward, penalty, merge and statistics of one adapter must not
 /// run concurrently (each uses the row-chunk parallelism of `Parallel` internally).
-public final class QuasiGivensAdapter: InputAdapter {
+public final class QuasiGivensAdapter: GivensAdapter {
     public var method: AdapterMethod { .qgoft }
+    public var hasPenalty: Bool { true }
     public var layout: GivensLayoutKind { plan.kind }
     /// The stage/pair plan.
     public let plan: GivensLayout
     public var width: Int { plan.width }
+    /// Output width of the frozen layer it sits on (for merge and statistics).
+    public let outputWidth: Int
     public var blockCount: Int { plan.blockCount }
     public var stageSizes: [Int] { plan.stageSizes }
 
@@ -26,7 +29,8 @@ public final class QuasiGivensAdapter: InputAdapter {
     private var dCoef: [Double]
 
     /// An identity-initialised qGOFT adapter for input width `width` (at least 1).
-    public init(width: Int, layout: GivensLayoutKind = .tree) {
+    public init(width: Int, layout: GivensLayoutKind = .tree, outputWidth: Int? = nil) {
+        self.outputWidth = outputWidth ?? width
         plan = GivensLayout(kind: layout, width: width)
         kernel = GivensStageKernel(plan: plan)
         blocks = Parameter(name: "givens_soft", value: Tensor([plan.blockCount, 2, 2]))

@@ -1,5 +1,6 @@
-/// A frozen pretrained linear layer `y = W (Q x) + b` with an optional input-side adapter `Q`
-/// (spec "Why"). W and b are never changed; only the adapter's parameters train.
+/// A frozen pretrained linear layer `y = W x + b` with an optional adapter (`LinearAdapter`: on the
+/// input side `W (Q x) + b`, spec "Why", or on the output). W and b are never changed; only the
+/// adapter's parameters train.
 public final class AdaptedLinear: @unchecked Sendable {
     /// Module path, e.g. `encoder.layer.0.attention.self.query` (the PEFT key prefix).
     public let module: String
@@ -12,7 +13,7 @@ public final class AdaptedLinear: @unchecked Sendable {
     public let inWidth: Int
     public let outWidth: Int
     /// The trainable adapter, if this layer is adapted.
-    public var adapter: (any InputAdapter)?
+    public var adapter: (any LinearAdapter)?
 
     public init(module: String, layer: Int, target: String, weight: Tensor, bias: Tensor) {
         precondition(weight.shape.count == 2 && bias.shape == [weight.shape[0]], "linear \(module): bad shapes")
@@ -25,53 +26,43 @@ public final class AdaptedLinear: @unchecked Sendable {
         self.inWidth = weight.shape[1]
     }
 
-    /// y[N,out] = W (Q x_r) + b for every row. `scratch` holds N * in floats (the adapter output).
+    /// The frozen product, as adapters see it.
+    public var frozen: FrozenLinear {
+        FrozenLinear(weight: weight.data, bias: bias.data, inWidth: inWidth, outWidth: outWidth)
+    }
+
+    /// y[N,out] = the adapted layer on x (x W^T + b without an adapter). `scratch` holds
+    /// N * max(in, out) floats.
     public func forward(
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
         scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool
     ) {
-        var input = x
         if let adapter {
-            adapter.forward(y: scratch, x: x, rows: rows, saveForBackward: saveForBackward)
-            input = UnsafePointer(scratch)
+            adapter.forward(base: frozen, y: y, x: x, rows: rows, scratch: scratch, saveForBackward: saveForBackward)
+        } else {
+            frozen.forward(y: y, x: x, rows: rows)
         }
-        Linear.forward(y: y, x: input, weight: weight.data, bias: bias.data, rows: rows, inWidth: inWidth, outWidth: outWidth)
     }
 
-    /// Differentiates `forward`: dQx = dy W, then through the adapter (accumulating its parameter
-    /// gradients), dx = Q^T dQx. dx is written, or added with `accumulate`, or skipped when nil
-    /// (the first layer's input needs no gradient, but its adapters still do).
-    /// `scratch` and `scratch2` hold N * in floats each.
+    /// Differentiates `forward`: the adapter's parameter gradients are accumulated and dx is
+    /// written, or added with `accumulate`, or skipped when nil (the first layer's input needs no
+    /// gradient, but its adapters still do). `scratch` and `scratch2` hold N * max(in, out) floats each.
     public func backward(
         dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool,
         scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>
     ) {
-        guard let adapter else {
-            if let dx {
-                Linear.backward(dx: dx, dweight: nil, dbias: nil, dy: dy, x: nil, weight: weight.data,
-                                rows: rows, inWidth: inWidth, outWidth: outWidth, accumulateInput: accumulate)
-            }
-            return
+        if let adapter {
+            adapter.backward(base: frozen, dx: dx, dy: dy, rows: rows, accumulate: accumulate, scratch: scratch, scratch2: scratch2)
+        } else if let dx {
+            frozen.backwardInput(dx: dx, dy: dy, rows: rows, accumulate: accumulate)
         }
-        Linear.backward(dx: scratch, dweight: nil, dbias: nil, dy: dy, x: nil, weight: weight.data,
-                        rows: rows, inWidth: inWidth, outWidth: outWidth)
-        guard let dx else {
-            adapter.backward(dx: nil, dy: scratch, rows: rows)
-            return
-        }
-        if !accumulate {
-            adapter.backward(dx: dx, dy: scratch, rows: rows)
-            return
-        }
-        adapter.backward(dx: scratch2, dy: scratch, rows: rows)
-        let n = rows * inWidth
-        for i in 0..<n { dx[i] += scratch2[i] }
     }
 
-    /// W Q as a new tensor [out, in] (spec "Why": the merged weight W' = W Q); W itself if not adapted.
-    public func mergedWeight() -> Tensor {
-        let w = weight.clone()
-        adapter?.mergeIntoRows(w.data, rows: outWidth)
-        return w
+    /// The merged layer as new tensors, weight [out, in] and bias [out]: what PEFT's
+    /// `merge_and_unload` gives (W Q for input-side adapters); W and b themselves if not adapted.
+    public func merged() -> (weight: Tensor, bias: Tensor) {
+        let w = weight.clone(), b = bias.clone()
+        adapter?.merge(weight: w.data, bias: b.data)
+        return (w, b)
     }
 }

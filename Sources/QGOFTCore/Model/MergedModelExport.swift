@@ -51,8 +51,9 @@ public enum MergedModelExport {
             ]
             for (l, layer) in encoder.layers.enumerated() {
                 for lin in layer.linears {
-                    tensors.append((lin.module + ".weight", lin.mergedWeight()))
-                    tensors.append((lin.module + ".bias", lin.bias))
+                    let (w, b) = lin.merged()
+                    tensors.append((lin.module + ".weight", w))
+                    tensors.append((lin.module + ".bias", b))
                 }
                 let p = "encoder.layer.\(l)."
                 tensors.append((p + "attention.output.LayerNorm.weight", layer.ln1Gamma))

@@ -161,7 +161,7 @@ public final class AttachedRun: TrainerControl, @unchecked Sendable {
         // newest change (the keys double and halve these).
         let config = info.configuration
         // (lambda and lr changes are pinned in the bounded event history.)
-        let lambda = snapshot.events.last { $0.kind == .lambdaChanged }?.to ?? (config.method == .qgoft ? config.lambda : 0)
+        let lambda = snapshot.events.last { $0.kind == .lambdaChanged }?.to ?? (config.method.spec.hasPenalty ? config.lambda : 0)
         let lr = snapshot.events.last { $0.kind == .lrChanged }?.to ?? config.learningRate
         if lambda != snapshot.lambda || lr != snapshot.learningRate {
             snapshot.lambda = lambda

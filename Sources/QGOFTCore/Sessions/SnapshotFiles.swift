@@ -62,6 +62,8 @@ public struct AdapterConfigFile: Codable, Sendable, Equatable {
     /// Full module paths (PEFT matches a list entry against the module name or its dotted suffix).
     public var targetModules: [String]
     public var modulesToSave: [String]?
+    /// The method's own keys (`r`, `lora_alpha`, `oft_block_size`, ...; `AdapterMethodSpec.peftConfig`).
+    public var methodFields: [String: PeftConfigValue] = [:]
 
     enum CodingKeys: String, CodingKey {
         case revision
@@ -74,7 +76,9 @@ public struct AdapterConfigFile: Codable, Sendable, Equatable {
     }
 
     public init(peftType: String, taskType: String?, baseModelNameOrPath: String?, revision: String?,
-                inferenceMode: Bool, targetModules: [String], modulesToSave: [String]?) {
+                inferenceMode: Bool, targetModules: [String], modulesToSave: [String]?,
+                methodFields: [String: PeftConfigValue] = [:]) {
+        self.methodFields = methodFields
         self.peftType = peftType
         self.taskType = taskType
         self.baseModelNameOrPath = baseModelNameOrPath
@@ -84,16 +88,48 @@ public struct AdapterConfigFile: Codable, Sendable, Equatable {
         self.modulesToSave = modulesToSave
     }
 
-    /// Writes nulls as PEFT's `save_pretrained` does (every key present).
+    /// Any key, for the method's own.
+    struct FieldKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        peftType = try c.decode(String.self, forKey: .peftType)
+        taskType = try c.decodeIfPresent(String.self, forKey: .taskType)
+        baseModelNameOrPath = try c.decodeIfPresent(String.self, forKey: .baseModelNameOrPath)
+        revision = try c.decodeIfPresent(String.self, forKey: .revision)
+        inferenceMode = try c.decode(Bool.self, forKey: .inferenceMode)
+        targetModules = try c.decode([String].self, forKey: .targetModules)
+        modulesToSave = try c.decodeIfPresent([String].self, forKey: .modulesToSave)
+        let known = Set([CodingKeys.peftType, .taskType, .baseModelNameOrPath, .revision, .inferenceMode,
+                         .targetModules, .modulesToSave].map(\.stringValue))
+        let all = try decoder.container(keyedBy: FieldKey.self)
+        for k in all.allKeys where !known.contains(k.stringValue) {
+            // Keys of other PEFT versions may hold objects; qgoft keeps the ones it can read.
+            if let v = try? all.decode(PeftConfigValue.self, forKey: k) { methodFields[k.stringValue] = v }
+        }
+    }
+
+    /// Writes nulls as PEFT's `save_pretrained` does (every key present), the method's keys beside.
     public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(peftType, forKey: .peftType)
-        try c.encode(taskType, forKey: .taskType)
-        try c.encode(baseModelNameOrPath, forKey: .baseModelNameOrPath)
-        try c.encode(revision, forKey: .revision)
-        try c.encode(inferenceMode, forKey: .inferenceMode)
-        try c.encode(targetModules, forKey: .targetModules)
-        try c.encode(modulesToSave, forKey: .modulesToSave)
+        var c = encoder.container(keyedBy: FieldKey.self)
+        func put<T: Encodable>(_ v: T?, _ k: CodingKeys) throws {
+            if let v { try c.encode(v, forKey: FieldKey(stringValue: k.stringValue)) } else { try c.encodeNil(forKey: FieldKey(stringValue: k.stringValue)) }
+        }
+        for (k, v) in methodFields where CodingKeys(rawValue: k) == nil {
+            try c.encode(v, forKey: FieldKey(stringValue: k))
+        }
+        try put(peftType, .peftType)
+        try put(taskType, .taskType)
+        try put(baseModelNameOrPath, .baseModelNameOrPath)
+        try put(revision, .revision)
+        try put(inferenceMode, .inferenceMode)
+        try put(targetModules, .targetModules)
+        try put(modulesToSave, .modulesToSave)
     }
 }
 
@@ -103,29 +139,42 @@ public struct SnapshotModule: Codable, Sendable, Equatable {
     public var module: String
     /// Input width d.
     public var width: Int
-    /// Number of 2x2 blocks P.
+    /// Output width (absent in files written before methods other than qGOFT and GOFT, whose
+    /// tensors do not depend on it).
+    public var outWidth: Int?
+    /// Number of elementary blocks of the adapter's orthogonal part (2x2 Givens blocks, OFT blocks,
+    /// HRA reflections; 0 for LoRA).
     public var blocks: Int
-    /// Blocks per stage, application order.
+    /// Blocks per part (Givens stage, BOFT factor, ...), application order (`LinearAdapter.partSizes`).
     public var stages: [Int]
-    /// Tensor name (`givens_soft`, ...) -> shape.
+    /// Tensor name (`givens_soft`, `lora_A.weight`, ...) -> shape.
     public var tensors: [String: [Int]]
 
-    public init(module: String, width: Int, blocks: Int, stages: [Int], tensors: [String: [Int]]) {
+    enum CodingKeys: String, CodingKey {
+        case module, width, blocks, stages, tensors
+        case outWidth = "out_width"
+    }
+
+    public init(module: String, width: Int, outWidth: Int?, blocks: Int, stages: [Int], tensors: [String: [Int]]) {
         self.module = module
         self.width = width
+        self.outWidth = outWidth
         self.blocks = blocks
         self.stages = stages
         self.tensors = tensors
     }
 
+    /// The module entry of `adapter` on `module`.
+    public init(module: String, adapter a: any LinearAdapter) {
+        var t: [String: [Int]] = [:]
+        for p in a.parameters { t[p.name] = p.shape }
+        self.init(module: module, width: a.inWidth, outWidth: a.outWidth, blocks: a.partSizes.reduce(0, +),
+                  stages: a.partSizes, tensors: t)
+    }
+
     /// The adapted layers of an encoder.
     public static func of(_ encoder: BertEncoder) -> [SnapshotModule] {
-        encoder.adaptedLinears.compactMap { lin in
-            guard let a = lin.adapter else { return nil }
-            var t: [String: [Int]] = [:]
-            for p in a.parameters { t[p.name] = p.shape }
-            return SnapshotModule(module: lin.module, width: a.width, blocks: a.blockCount, stages: a.stageSizes, tensors: t)
-        }
+        encoder.adaptedLinears.compactMap { lin in lin.adapter.map { SnapshotModule(module: lin.module, adapter: $0) } }
     }
 }
 
@@ -317,14 +366,15 @@ public enum SnapshotWriter {
             to: folder.appendingPathComponent(SnapshotFormat.optimizerFile))
 
         let adapterConfig = AdapterConfigFile(
-            peftType: c.method.rawValue.uppercased(), taskType: "SEQ_CLS",
+            peftType: c.method.spec.peftType, taskType: "SEQ_CLS",
             baseModelNameOrPath: SnapshotFormat.huggingFaceIDs[c.model] ?? context.model.path, revision: nil,
-            inferenceMode: true, targetModules: context.modules.map(\.module), modulesToSave: [context.head.module])
+            inferenceMode: true, targetModules: context.modules.map(\.module), modulesToSave: [context.head.module],
+            methodFields: Dictionary(c.method.spec.peftConfig(c).map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }))
         let now = SessionTime.now()
         let sidecar = SnapshotSidecar(
             formatVersion: SessionFormat.version, sessionID: context.sessionID, step: cp.step, method: c.method,
             layout: c.layout, goftScaling: c.goftScaling, targets: c.targets, layers: c.layers, lambda: cp.lambda,
-            initialLambda: c.method == .qgoft ? c.lambda : 0, lambdaHistory: context.lambdaHistory.filter { $0.step <= cp.step },
+            initialLambda: c.method.spec.hasPenalty ? c.lambda : 0, lambdaHistory: context.lambdaHistory.filter { $0.step <= cp.step },
             baseModel: context.model, tensorPrefix: SnapshotFormat.peftPrefix, modules: context.modules, head: context.head,
             statistics: context.statistics.flatMap { $0.step <= cp.step ? $0 : nil }, saved: now, kind: kind)
         let state = TrainerStateFile(

@@ -70,15 +70,28 @@ public struct SnapshotExpectation: Sendable, Equatable {
                 problems.append("\(m) has width \(d.width)")
                 continue
             }
-            let adapter = RunBuilder.makeAdapter(c, width: d.width)
-            var own: [String: [Int]] = [:]
-            for p in adapter.parameters {
-                tensors[SnapshotFormat.tensorName(module: m, name: p.name)] = p.shape
-                own[p.name] = p.shape
+            // intermediate.dense writes the intermediate width, every other target the hidden one.
+            let outWidth = d.outWidth ?? (m.hasSuffix(".intermediate.dense") ? (intermediate ?? d.width) : hidden)
+            if !m.hasSuffix(".intermediate.dense"), outWidth != hidden {
+                problems.append("\(m) has output width \(outWidth), the head reads \(hidden)")
             }
-            if d.tensors != own { problems.append("\(m) has tensors \(d.tensors), a \(c.method.rawValue) adapter of width \(d.width) has \(own)") }
-            if d.blocks != adapter.blockCount || d.stages != adapter.stageSizes {
-                problems.append("\(m) has \(d.blocks) blocks in stages \(d.stages), the \(c.layout.rawValue) layout has \(adapter.blockCount) in \(adapter.stageSizes)")
+            guard outWidth >= 1 && outWidth <= 1 << 16 else {
+                problems.append("\(m) has output width \(outWidth)")
+                continue
+            }
+            do {
+                try c.method.spec.validate(c, inWidth: d.width, outWidth: outWidth, module: m)
+            } catch {
+                problems.append("\(m): \(describe(error))")
+                continue
+            }
+            var rng = SplitMix64(seed: 0)
+            let adapter = c.method.spec.makeAdapter(c, inWidth: d.width, outWidth: outWidth, rng: &rng)
+            let own = SnapshotModule(module: m, adapter: adapter)
+            for p in adapter.parameters { tensors[SnapshotFormat.tensorName(module: m, name: p.name)] = p.shape }
+            if d.tensors != own.tensors { problems.append("\(m) has tensors \(d.tensors), a \(c.method.rawValue) adapter of width \(d.width) has \(own.tensors)") }
+            if d.blocks != own.blocks || d.stages != own.stages {
+                problems.append("\(m) has \(d.blocks) blocks in parts \(d.stages), a \(c.method.rawValue) adapter (\(c.method.spec.describe(c))) has \(own.blocks) in \(own.stages)")
             }
         }
         let classes = session.data.labels.count
@@ -158,8 +171,8 @@ public enum SnapshotValidator {
         }
         if let config {
             let url = folder.appendingPathComponent(SnapshotFormat.adapterConfigFile)
-            if config.peftType != expected.method.rawValue.uppercased() {
-                out.problems.append("\(url.path): peft_type \(config.peftType), the session uses \(expected.method.rawValue.uppercased())")
+            if config.peftType != expected.method.spec.peftType {
+                out.problems.append("\(url.path): peft_type \(config.peftType), the session uses \(expected.method.spec.peftType)")
             }
             if Set(config.targetModules) != Set(expected.modules) {
                 out.problems.append("\(url.path): target_modules lists \(config.targetModules.count) modules, the session adapts \(expected.modules.count)")

@@ -77,25 +77,28 @@ public enum RunBuilder {
             throw bad("--targets", t, "unknown layer; known: query, key, value, attention.output.dense, intermediate.dense, output.dense")
         }
         if let layers = c.layers, layers.isEmpty { throw bad("--layers", "(empty)", "name at least one encoder layer") }
+        try AdapterRegistry.validate(c)
     }
 
-    /// Creates one adapter of the configured kind for input width `width`.
-    public static func makeAdapter(_ c: TrainingConfiguration, width: Int) -> any InputAdapter {
-        switch c.method {
-        case .qgoft: QuasiGivensAdapter(width: width, layout: c.layout)
-        case .goft: GivensRotationAdapter(width: width, layout: c.layout, scaling: c.goftScaling)
-        }
-    }
-
-    /// Puts fresh identity adapters on the configured targets and layers.
+    /// Puts fresh adapters of the configured method on the configured targets and layers (none for
+    /// a method that adapts no linear layer), checking the method's options against every layer's
+    /// widths first. Random initialisations (LoRA's A) draw from a stream of the run's seed of their own,
+    /// so the head's initialisation is the same for every method.
     public static func attachAdapters(_ c: TrainingConfiguration, to encoder: BertEncoder) throws {
         let n = encoder.layers.count
         let layers = c.layers ?? Array(0..<n)
         for l in layers where l < 0 || l >= n {
             throw TrainingError.usage("--layers \(l): the model has layers 0...\(n - 1)")
         }
-        for lin in encoder.linears {
-            lin.adapter = (layers.contains(lin.layer) && c.targets.contains(lin.target)) ? makeAdapter(c, width: lin.inWidth) : nil
+        let spec = c.method.spec
+        let chosen = encoder.linears.filter { spec.adaptsLinears && layers.contains($0.layer) && c.targets.contains($0.target) }
+        for lin in chosen {
+            try spec.validate(c, inWidth: lin.inWidth, outWidth: lin.outWidth, module: lin.module)
+        }
+        var rng = SplitMix64(seed: c.seed ^ 0x5EED_ADA9_7E25_0000)
+        for lin in encoder.linears { lin.adapter = nil }
+        for lin in chosen {
+            lin.adapter = spec.makeAdapter(c, inWidth: lin.inWidth, outWidth: lin.outWidth, rng: &rng)
         }
     }
 
@@ -129,7 +132,7 @@ public enum RunBuilder {
             trainableParameters: classifier.trainableParameterCount, totalSteps: 0, stepsPerEpoch: 0,
             batchSize: c.batchSize, maxLength: c.maxLength, threads: c.threads,
             adaptedModules: adapted.map(\.module),
-            stageCount: adapted.compactMap { $0.adapter?.stageSizes.count }.max() ?? 0)
+            stageCount: adapted.compactMap { $0.adapter?.partSizes.count }.max() ?? 0)
         return PreparedRun(config: c, model: model, dataset: dataset, split: split, classifier: classifier,
                            train: train, validation: validation, run: run)
     }

@@ -150,7 +150,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         schedule = LearningRateSchedule(totalSteps: total, warmupFraction: config.warmupFraction)
         params = model.trainableParameters
         optimizer = AdamW(parameters: params.map(\.parameter))
-        lambda = config.method == .qgoft ? config.lambda : 0
+        lambda = config.method.spec.hasPenalty ? config.lambda : 0
         learningRate = config.learningRate
         headLearningRate = config.headLearningRate ?? config.learningRate
         // A fixed sample of neuron pairs per adapted layer, chosen once per run (spec: angle adjustment).
@@ -385,9 +385,9 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
                     refuse("lambda must be a non-negative number, not \(x)", warning: "lambda \(x) refused: must be a non-negative number")
                     continue
                 }
-                if config.method != .qgoft {
-                    refuse("lambda is not used by \(config.method.rawValue) (strict rotations)",
-                           warning: "lambda has no effect on \(config.method.rawValue) (strict rotations)")
+                if !config.method.spec.hasPenalty {
+                    refuse("lambda is not used by \(config.method.rawValue) (it has no soft penalty)",
+                           warning: "lambda has no effect on \(config.method.rawValue) (it has no soft penalty)")
                     continue
                 }
                 let old = lambda
@@ -586,7 +586,7 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         var layers: [LayerStatistics] = []
         for lin in model.encoder.adaptedLinears {
             guard let a = lin.adapter else { continue }
-            let st = a.statistics(weight: lin.weight.data, dOut: lin.outWidth, anglePairs: anglePairs[lin.module] ?? [])
+            let st = a.statistics(base: lin.frozen, anglePairs: anglePairs[lin.module] ?? [])
             layers.append(LayerStatistics(module: lin.module, layer: lin.layer, target: lin.target, stats: st))
         }
         let rec = StatsRecord(step: step, layers: layers)

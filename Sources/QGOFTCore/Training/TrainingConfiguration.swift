@@ -17,6 +17,21 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var layout: GivensLayoutKind = .tree
     /// GOFT only: the diag(s) norm scaling after the last stage.
     public var goftScaling: Bool = true
+    /// Method options (nil: the method's default; sessions from before them have none). Which
+    /// method takes which is in its `AdapterMethodSpec.options`; `AdapterRegistry.validate` checks.
+    /// LoRA and HRA: rank r; LoRA: alpha (scaling alpha / r, or alpha / sqrt(r) with rsLoRA).
+    public var rank: Int?
+    public var alpha: Double?
+    public var rsLoRA: Bool?
+    /// OFT and BOFT: block size b; OFT: Cayley-Neumann terms (nil: exact Cayley), constrained-OFT
+    /// epsilon, one block shared by all blocks of a layer; BOFT: number of butterfly factors m.
+    public var blockSize: Int?
+    public var neumannTerms: Int?
+    public var coftEps: Double?
+    public var blockShare: Bool?
+    public var boftFactors: Int?
+    /// RoAd: `road_1`, `road_2` or `road_4`.
+    public var roadVariant: String?
     /// Linear layers that get an adapter, by their name inside an encoder layer.
     public var targets: [String] = TrainingConfiguration.defaultTargets
     /// Encoder layers that get adapters (nil: all).
