@@ -39,13 +39,17 @@ enum DriftHeatmapView {
         let theme = ctx.theme
         let rows = ctx.layerRows
         let stages = max(ctx.snapshot.run.stageCount, rows.map { $0.stats?.stageDrift.count ?? 0 }.max() ?? 0)
-        Panel.title(&grid, rect, "Drift per stage", right: "mean block ‖BᵀB−I‖", theme: theme)
+        let part = ctx.snapshot.run.partName ?? "stage"
+        Panel.title(&grid, rect, "Drift per \(part)", right: "mean block ‖BᵀB−I‖", theme: theme)
         let body = Panel.body(rect)
+        if stages == 0, body.height >= 1, !rows.isEmpty {
+            grid.put("\(ctx.snapshot.run.method) has no orthogonal part: nothing to drift", at: 0, 0, in: body, style: theme.dim)
+        }
         guard body.height >= 3, stages > 0 else { return }
         let cellWidth = min(4, max(1, (body.width - labelWidth) / stages))
         let maxV = maximum(rows)
         // Stage numbers.
-        grid.put(Fmt.pad(" stage", labelWidth), at: 0, 0, in: body, style: theme.label)
+        grid.put(Fmt.pad(" " + part, labelWidth), at: 0, 0, in: body, style: theme.label)
         for s in 0..<stages {
             let label = "\(s + 1)"
             if cellWidth > Fmt.width(label) || (cellWidth >= Fmt.width(label) && stages < 10) || s % 2 == 0 {

@@ -38,7 +38,7 @@ enum HeaderView {
         let line1 = Rect(row: rect.row + 1, col: rect.col, height: 1, width: rect.width)
         var c = grid.put("qgoft ", at: 0, 0, in: line0, style: theme.value.bolded())
         var fields: [(String, String)] = [
-            ("model", run.model), ("data", run.data), ("method", "\(run.method) \(run.layout)"),
+            ("model", run.model), ("data", run.data), ("method", run.layout.isEmpty ? run.method : "\(run.method) \(run.layout)"),
             ("trainable", Fmt.int(run.trainableParameters)),
         ]
         if let id = run.sessionID { fields.append(("session", id)) }

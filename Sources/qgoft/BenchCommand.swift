@@ -231,9 +231,5 @@ struct BenchCommand: ParsableCommand {
     }
 }
 
-/// Peak resident set size of this process (Linux reports ru_maxrss in KiB).
-func peakRSSMiB() -> Double {
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_maxrss) / 1024
-}
+/// Peak resident set size of this process in MiB.
+func peakRSSMiB() -> Double { SessionMachine.peakResidentMiB() }

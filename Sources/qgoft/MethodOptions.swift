@@ -14,6 +14,30 @@ extension GivensLayoutKind: ExpressibleByArgument {}
 struct MethodOptionsGroup: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Adapter method.", valueName: AdapterRegistry.names.joined(separator: "|")))
     var method: AdapterMethod = .qgoft
+    @OptionGroup var settings: MethodSettings
+
+    /// Writes the method and its options into `c`.
+    func apply(to c: inout TrainingConfiguration) {
+        c.method = method
+        settings.apply(to: &c)
+    }
+
+    func validate() throws {
+        var c = TrainingConfiguration()
+        apply(to: &c)
+        do { try AdapterRegistry.validate(c) } catch { throw ValidationError(describe(error)) }
+    }
+
+    /// The flags of the method options with the value each gives a configuration (for `--resume`'s
+    /// check that nothing saved is overridden).
+    static let configurationFlags: [(String, @Sendable (TrainingConfiguration) -> String)] =
+        methodFlag + MethodSettings.configurationFlags
+    private static let methodFlag: [(String, @Sendable (TrainingConfiguration) -> String)] = [("--method", { $0.method.rawValue })]
+}
+
+/// The method-specific options (`--rank`, `--block-size`, ...), without the method: `compare`
+/// takes them for several methods at once and gives each method the ones it takes.
+struct MethodSettings: ParsableArguments {
     @Option(name: .long, help: "qGOFT/GOFT block layout: tree (the paper's, d-1 blocks) or butterfly (all coordinates paired in every stage).")
     var layout: GivensLayoutKind = .tree
     @Flag(name: .customLong("no-scaling"), help: "GOFT without the diag(s) norm scaling.")
@@ -37,9 +61,8 @@ struct MethodOptionsGroup: ParsableArguments {
     @Option(name: .customLong("road-variant"), help: "RoAd: road_1 (one angle and scale per pair, default), road_2 or road_4.")
     var roadVariant: String?
 
-    /// Writes the method and its options into `c`.
+    /// Writes the options into `c` (its method stays).
     func apply(to c: inout TrainingConfiguration) {
-        c.method = method
         c.layout = layout
         c.goftScaling = !noScaling
         c.rank = rank
@@ -53,16 +76,40 @@ struct MethodOptionsGroup: ParsableArguments {
         c.roadVariant = roadVariant
     }
 
-    func validate() throws {
-        var c = TrainingConfiguration()
+    /// Writes into `c` only the options its method takes (the others stay at their defaults).
+    func applyTaken(to c: inout TrainingConfiguration) {
         apply(to: &c)
-        do { try AdapterRegistry.validate(c) } catch { throw ValidationError(describe(error)) }
+        let taken = c.method.spec.options
+        for o in MethodOption.allCases where !taken.contains(o) { o.clear(in: &c) }
     }
 
-    /// The flags of the method options with the value each gives a configuration (for `--resume`'s
-    /// check that nothing saved is overridden).
+    /// The `qgoft train` arguments of the options set that `spec`'s method takes.
+    func arguments(takenBy spec: any AdapterMethodSpec) -> [String] {
+        var a: [String] = []
+        let t = spec.options
+        if t.contains(.layout), layout != .tree { a += ["--layout", layout.rawValue] }
+        if t.contains(.noScaling), noScaling { a.append("--no-scaling") }
+        if t.contains(.rank), let rank { a += ["--rank", String(rank)] }
+        if t.contains(.alpha), let alpha { a += ["--alpha", "\(alpha)"] }
+        if t.contains(.rsLoRA), rsLoRA { a.append("--rslora") }
+        if t.contains(.blockSize), let blockSize { a += ["--block-size", String(blockSize)] }
+        if t.contains(.neumannTerms), let neumannTerms { a += ["--neumann-terms", String(neumannTerms)] }
+        if t.contains(.coftEps), let coftEps { a += ["--coft-eps", "\(coftEps)"] }
+        if t.contains(.blockShare), blockShare { a.append("--block-share") }
+        if t.contains(.boftFactors), let boftFactors { a += ["--boft-factors", String(boftFactors)] }
+        if t.contains(.roadVariant), let roadVariant { a += ["--road-variant", roadVariant] }
+        return a
+    }
+
+    /// The options set, for refusing those no compared method takes.
+    func given(in c: TrainingConfiguration) -> [MethodOption] {
+        var probe = c
+        apply(to: &probe)
+        return MethodOption.allCases.filter { $0.isSet(in: probe) }
+    }
+
     static let configurationFlags: [(String, @Sendable (TrainingConfiguration) -> String)] = [
-        ("--method", { $0.method.rawValue }), ("--layout", { $0.layout.rawValue }),
+        ("--layout", { $0.layout.rawValue }),
         ("--no-scaling", { $0.goftScaling ? "off" : "on" }),
         ("--rank", { $0.rank.map(String.init) ?? "(default)" }), ("--alpha", { $0.alpha.map { "\($0)" } ?? "(default)" }),
         ("--rslora", { $0.rsLoRA == true ? "on" : "off" }), ("--block-size", { $0.blockSize.map(String.init) ?? "(default)" }),

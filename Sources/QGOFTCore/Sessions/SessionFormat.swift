@@ -145,6 +145,20 @@ public struct SessionRunOptions: Codable, Sendable, Equatable {
 
 /// The machine a session (or a resume) ran on. Results are bit-reproducible only on the same
 /// OpenBLAS kernel family and thread count.
+extension SessionMachine {
+    /// Peak resident set size of this process so far, in MiB (getrusage; Linux reports KiB).
+    public static func peakResidentMiB() -> Double {
+        var usage = rusage()
+        #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss) / (1024 * 1024)  // bytes on Darwin
+        #endif
+    }
+}
+
 public struct SessionMachine: Codable, Sendable, Equatable {
     public var hostname: String
     public var cpuModel: String
@@ -350,6 +364,9 @@ public struct SessionInfo: Codable, Sendable, Equatable {
     /// The folder qgoft ran in when the session was created (absent in sessions written before
     /// paths were recorded absolute; relative paths of those are looked for here first).
     public var workingDirectory: String?
+    /// The highest peak resident memory (MiB) of the processes that trained it, written when each
+    /// closes the session (absent in sessions written before it, and while the first one runs).
+    public var peakRSSMiB: Double?
 
     public init(
         id: String, status: SessionStatus, created: String, configuration: TrainingConfiguration,
@@ -377,6 +394,7 @@ public struct SessionInfo: Codable, Sendable, Equatable {
         case id, status, created, updated, finished, step, configuration, options, model, data, run, machine, build, resumes
         case formatVersion = "format_version"
         case workingDirectory = "working_directory"
+        case peakRSSMiB = "peak_rss_mib"
     }
 
     /// The session's info for a prepared run (id and times are filled by `SessionWriter.create`).
@@ -414,7 +432,7 @@ public enum SessionTime {
     }
 
     /// `20261129-134501` in UTC, the start of a session id.
-    static func idStamp(_ date: Date) -> String {
+    public static func idStamp(_ date: Date) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "UTC")

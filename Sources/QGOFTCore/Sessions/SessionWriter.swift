@@ -234,6 +234,7 @@ public final class SessionWriter: TrainerObserver, @unchecked Sendable {
             try metrics.sync()
             try events.sync()
         } catch { warn(describe(error)) }
+        info.peakRSSMiB = max(info.peakRSSMiB ?? 0, SessionMachine.peakResidentMiB())
         if let status {
             info.status = status
             info.updated = SessionTime.now()

@@ -45,6 +45,10 @@ public enum SnapshotFormat {
         return name == folderName(step: n) ? n : nil
     }
 
+    /// The PEFT release whose `save_pretrained` layout and config keys qgoft writes for the methods
+    /// PEFT has (checked by scripts/interop/check_peft.py against the installed PEFT).
+    public static let peftFormatVersion = "0.21.2"
+
     /// Hugging Face ids of the named model assets, for `base_model_name_or_path`.
     static let huggingFaceIDs = ["minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"]
 }
@@ -346,6 +350,14 @@ public enum SnapshotWriter {
         return final
     }
 
+    /// The method's own `adapter_config.json` keys, with `peft_version` (the PEFT release whose
+    /// format qgoft writes) for methods PEFT loads.
+    static func methodFields(_ c: TrainingConfiguration) -> [String: PeftConfigValue] {
+        var f = Dictionary(c.method.spec.peftConfig(c).map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b })
+        if c.method.spec.peftLoads && f["peft_version"] == nil { f["peft_version"] = .string(SnapshotFormat.peftFormatVersion) }
+        return f
+    }
+
     /// The five files of a snapshot, into `folder`.
     static func writeFiles(_ cp: TrainerCheckpoint, context: SnapshotContext, kind: SnapshotKind, into folder: URL) throws {
         let c = context.configuration
@@ -369,7 +381,7 @@ public enum SnapshotWriter {
             peftType: c.method.spec.peftType, taskType: "SEQ_CLS",
             baseModelNameOrPath: SnapshotFormat.huggingFaceIDs[c.model] ?? context.model.path, revision: nil,
             inferenceMode: true, targetModules: context.modules.map(\.module), modulesToSave: [context.head.module],
-            methodFields: Dictionary(c.method.spec.peftConfig(c).map { ($0.key, $0.value) }, uniquingKeysWith: { _, b in b }))
+            methodFields: methodFields(c))
         let now = SessionTime.now()
         let sidecar = SnapshotSidecar(
             formatVersion: SessionFormat.version, sessionID: context.sessionID, step: cp.step, method: c.method,

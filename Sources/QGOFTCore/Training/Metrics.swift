@@ -233,6 +233,10 @@ public struct RunDescription: Codable, Sendable, Equatable {
     public var adaptedModules: [String]
     /// Stages per adapted layer (the heatmap's columns; the widest layer decides).
     public var stageCount: Int
+    /// What the heatmap's columns are (`stage`, `block`, `factor`, ...; nil in sessions written
+    /// before other methods than qGOFT and GOFT: stages) and the method's options in words.
+    public var partName: String?
+    public var methodDetail: String?
 
     public init(
         sessionID: String?, model: String, data: String, method: String, layout: String,

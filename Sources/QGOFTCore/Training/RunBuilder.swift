@@ -127,12 +127,15 @@ public enum RunBuilder {
         let maxSeq = max(train.ids.map(\.count).max() ?? 2, validation.ids.map(\.count).max() ?? 2)
         let classifier = SequenceClassifier(encoder: model.encoder, head: head, maxBatch: c.batchSize, maxSeq: maxSeq)
         let adapted = model.encoder.adaptedLinears
-        let run = RunDescription(
-            sessionID: nil, model: c.model, data: dataset.name, method: c.method.rawValue, layout: c.layout.rawValue,
+        var run = RunDescription(
+            sessionID: nil, model: c.model, data: dataset.name, method: c.method.rawValue,
+            layout: c.method.spec.options.contains(.layout) ? c.layout.rawValue : "",
             trainableParameters: classifier.trainableParameterCount, totalSteps: 0, stepsPerEpoch: 0,
             batchSize: c.batchSize, maxLength: c.maxLength, threads: c.threads,
             adaptedModules: adapted.map(\.module),
             stageCount: adapted.compactMap { $0.adapter?.partSizes.count }.max() ?? 0)
+        run.partName = adapted.first?.adapter?.partName
+        run.methodDetail = c.method.spec.describe(c)
         return PreparedRun(config: c, model: model, dataset: dataset, split: split, classifier: classifier,
                            train: train, validation: validation, run: run)
     }
