@@ -440,7 +440,8 @@ struct HeadlessReporter {
             let s = control.latestSnapshot()
             if !headerShown {
                 headerShown = true
-                out.line("# \(s.run.method) (\(s.run.layout)) on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
+                let detail = s.run.layout.isEmpty ? (s.run.methodDetail ?? "") : s.run.layout
+                out.line("# \(s.run.method)\(detail.isEmpty ? "" : " (\(detail))") on \(s.run.data) with \(s.run.model): \(grouped(s.run.trainableParameters)) trainable parameters, \(s.run.totalSteps) steps (\(s.run.stepsPerEpoch) per epoch), batch \(s.run.batchSize), max length \(s.run.maxLength), \(s.run.threads) threads")
             }
             for r in s.stepHistory.since(steps) {
                 lossSum += r.loss; taskSum += r.taskLoss; penSum += r.penalty; tokSum += r.tokensPerSecond; n += 1

@@ -143,6 +143,8 @@ public protocol AdapterMethodSpec: Sendable {
     var hasPenalty: Bool { get }
     /// Whether the method puts adapters on the encoder's linear layers (head: no).
     var adaptsLinears: Bool { get }
+    /// Whether it also trains the encoder's embeddings and LayerNorms (`configure` sets them up).
+    var trainsEncoderTensors: Bool { get }
     /// Peak learning rate when `--lr` is not given.
     var defaultLearningRate: Double { get }
     /// The method-specific options it takes.
@@ -155,6 +157,12 @@ public protocol AdapterMethodSpec: Sendable {
     /// A fresh adapter for a layer of these widths, at which the layer equals the frozen one.
     /// `rng` is the run's stream for methods with random initialisation (LoRA's A).
     func makeAdapter(_ c: TrainingConfiguration, inWidth: Int, outWidth: Int, rng: inout SplitMix64) -> any LinearAdapter
+    /// The same on a real layer, for methods that start from its weights (full fine-tuning); the
+    /// default ignores them.
+    func makeAdapter(_ c: TrainingConfiguration, base: FrozenLinear, rng: inout SplitMix64) -> any LinearAdapter
+    /// Sets up what the method trains beyond the linear layers' adapters (`BertEncoder.trainables`
+    /// for full fine-tuning); the default leaves the rest of the encoder frozen.
+    func configure(_ encoder: BertEncoder)
     /// The method's keys of `adapter_config.json`, as PEFT's config class for it writes them.
     func peftConfig(_ c: TrainingConfiguration) -> [(key: String, value: PeftConfigValue)]
     /// A few words on the configured options (`rank 8, alpha 16`), for reports and legends.
@@ -165,9 +173,14 @@ extension AdapterMethodSpec {
     public var peftLoads: Bool { true }
     public var hasPenalty: Bool { false }
     public var adaptsLinears: Bool { true }
+    public var trainsEncoderTensors: Bool { false }
     public func validate(_ c: TrainingConfiguration) throws {}
     public func validate(_ c: TrainingConfiguration, inWidth: Int, outWidth: Int, module: String) throws {}
     public func peftConfig(_ c: TrainingConfiguration) -> [(key: String, value: PeftConfigValue)] { [] }
+    public func makeAdapter(_ c: TrainingConfiguration, base: FrozenLinear, rng: inout SplitMix64) -> any LinearAdapter {
+        makeAdapter(c, inWidth: base.inWidth, outWidth: base.outWidth, rng: &rng)
+    }
+    public func configure(_ encoder: BertEncoder) { encoder.trainables = nil }
     public func describe(_ c: TrainingConfiguration) -> String { "" }
 }
 
@@ -175,6 +188,7 @@ extension AdapterMethodSpec {
 public enum AdapterRegistry {
     public static let specs: [any AdapterMethodSpec] = [
         QGOFTMethod(), GOFTMethod(),
+        FullMethod(),
     ]
 
     public static var names: [String] { specs.map(\.method.rawValue) }

@@ -17,7 +17,7 @@ public struct QGOFTMethod: AdapterMethodSpec {
         QuasiGivensAdapter(width: inWidth, layout: c.layout, outputWidth: outWidth)
     }
 
-    public func describe(_ c: TrainingConfiguration) -> String { "\(c.layout.rawValue) layout" }
+    public func describe(_ c: TrainingConfiguration) -> String { "layout \(c.layout.rawValue)" }
 }
 
 /// GOFT (spec "Strict GOFT parameters"): exact Givens rotations, optionally with a norm scaling.
@@ -34,6 +34,6 @@ public struct GOFTMethod: AdapterMethodSpec {
     }
 
     public func describe(_ c: TrainingConfiguration) -> String {
-        "\(c.layout.rawValue) layout, " + (c.goftScaling ? "with scaling" : "no scaling")
+        "layout \(c.layout.rawValue), " + (c.goftScaling ? "with scaling" : "no scaling")
     }
 }

@@ -132,7 +132,7 @@ public enum HTMLReport {
             ("model", "\(i.model.name) (\(i.model.path)), sha256 \(i.model.sha256 ?? "?")"),
             ("data", "\(i.data.name) (\(i.data.source)), sha256 \(i.data.sha256)"),
             ("rows", "\(i.data.trainRows) train / \(i.data.validationRows) validation (\(i.data.split)); labels \(i.data.labels.joined(separator: ", "))"),
-            ("method", c.method.rawValue + ", layout " + c.layout.rawValue + (c.method == .goft ? (c.goftScaling ? ", with scaling" : ", no scaling") : "")),
+            ("method", c.method.rawValue + ", " + c.method.spec.describe(c)),
             ("adapted layers", "\(i.run.adaptedModules.count) (targets \(c.targets.joined(separator: ", ")); layers \(c.layers.map { $0.map(String.init).joined(separator: ",") } ?? "all"))"),
             ("trainable parameters", HTML.grouped(i.run.trainableParameters)),
             ("lambda", HTML.num(c.lambda)),

@@ -146,11 +146,23 @@ public final class BertEncoder: @unchecked Sendable {
         self.layers = layers
     }
 
+    /// The embeddings and LayerNorms as trainable copies (full fine-tuning), nil when they are frozen.
+    public var trainables: EncoderTrainables?
+
     /// Every linear layer, layer by layer, in target order.
     public var linears: [AdaptedLinear] { layers.flatMap(\.linears) }
 
     /// The adapted linear layers (those with an adapter), in model order.
     public var adaptedLinears: [AdaptedLinear] { linears.filter { $0.adapter != nil } }
+
+    /// The adapters' tensors in model order, then `trainables` (full fine-tuning), with module paths.
+    public var trainableParameters: [(module: String, parameter: Parameter)] {
+        var out: [(String, Parameter)] = []
+        for lin in adaptedLinears {
+            for p in lin.adapter?.parameters ?? [] { out.append((lin.module, p)) }
+        }
+        return out + (trainables?.parameters ?? [])
+    }
 
     /// Number of frozen parameters (embeddings, linear layers, LayerNorms).
     public var frozenParameterCount: Int {
@@ -175,18 +187,27 @@ public final class BertEncoder: @unchecked Sendable {
         precondition(T <= config.maxPositionEmbeddings, "sequence length \(T) exceeds max_position_embeddings")
         ws.prepare(batch, heads: H)
         guard N > 0 else { return }
+        let t = trainables
         batch.ids.withUnsafeBufferPointer { ids in
             guard let base = ids.baseAddress else { return }
-            Embeddings.forward(sum: ws.sum.data, ids: base, word: wordEmbeddings.data,
-                               position: positionEmbeddings.data, tokenType: tokenTypeEmbeddings.data,
+            Embeddings.forward(sum: ws.sum.data, ids: base, word: t?.wordEmbeddings.value.data ?? wordEmbeddings.data,
+                               position: t?.positionEmbeddings.value.data ?? positionEmbeddings.data,
+                               tokenType: t?.tokenTypeEmbeddings.value.data ?? tokenTypeEmbeddings.data,
                                offsets: ws.offsets, batch: B, width: C)
         }
-        LayerNorm.forward(out: ws.hidden.data, xhat: nil, rstd: nil, x: ws.sum.data,
-                          gamma: embeddingLNGamma.data, beta: embeddingLNBeta.data,
+        // The embedding LayerNorm keeps xhat / rstd only when its parameters train.
+        let keep = training && t != nil
+        if keep { ws.keepIDs(batch.ids) }
+        LayerNorm.forward(out: ws.hidden.data, xhat: keep ? ws.xhat0.data : nil, rstd: keep ? ws.rstd0.data : nil, x: ws.sum.data,
+                          gamma: t?.embeddingLNGamma.value.data ?? embeddingLNGamma.data,
+                          beta: t?.embeddingLNBeta.value.data ?? embeddingLNBeta.data,
                           rows: N, width: C, eps: config.layerNormEps)
         let eps = config.layerNormEps
         for (l, layer) in layers.enumerated() {
             let c = ws.caches[l]
+            let norms = t?.layerNorms[l]
+            let g1 = norms?.ln1Gamma.value.data ?? layer.ln1Gamma.data, b1 = norms?.ln1Beta.value.data ?? layer.ln1Beta.data
+            let g2 = norms?.ln2Gamma.value.data ?? layer.ln2Gamma.data, b2 = norms?.ln2Beta.value.data ?? layer.ln2Beta.data
             let h = ws.hidden.data
             let a = ws.adapterOut.data
             layer.query.forward(y: c.q.data, x: h, rows: N, scratch: a, saveForBackward: training)
@@ -197,14 +218,14 @@ public final class BertEncoder: @unchecked Sendable {
             // h1 = LN1(Lin_o(ctx) + h)
             layer.attentionOutput.forward(y: ws.sum.data, x: ws.ctx.data, rows: N, scratch: a, saveForBackward: training)
             LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data, residual: h,
-                              gamma: layer.ln1Gamma.data, beta: layer.ln1Beta.data, rows: N, width: C, eps: eps)
+                              gamma: g1, beta: b1, rows: N, width: C, eps: eps)
             // u = Lin_i(h1); g = GELU(u)
             layer.intermediate.forward(y: c.u.data, x: ws.h1.data, rows: N, scratch: a, saveForBackward: training)
             GELU.forward(out: ws.gelu.data, x: c.u.data, count: N * F)
             // out = LN2(Lin_out(g) + h1)
             layer.output.forward(y: ws.sum.data, x: ws.gelu.data, rows: N, scratch: a, saveForBackward: training)
             LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data, residual: ws.h1.data,
-                              gamma: layer.ln2Gamma.data, beta: layer.ln2Beta.data, rows: N, width: C, eps: eps)
+                              gamma: g2, beta: b2, rows: N, width: C, eps: eps)
         }
     }
 
@@ -212,20 +233,24 @@ public final class BertEncoder: @unchecked Sendable {
 
     /// Given dL/d(final hidden) in `ws.dHidden` [N, C] of the last `forward` (its batch is
     /// remembered by the workspace), runs the layers backwards, accumulating adapter gradients.
-    /// The gradient into the embeddings is not formed (they are frozen) unless `inputGradient`
-    /// asks for dL/d(embedding LayerNorm output), left in `ws.dHidden` (tests use it).
+    /// The gradient into the embeddings is formed only when they train (`trainables`, full
+    /// fine-tuning: then the embedding tables and every LayerNorm get theirs); otherwise
+    /// `inputGradient` asks for dL/d(embedding LayerNorm output), left in `ws.dHidden` (tests use it).
     public func backward(workspace ws: EncoderWorkspace, inputGradient: Bool = false) {
         let B = ws.batch, T = ws.seq, N = ws.tokens
         guard N > 0 else { return }
         let C = config.hiddenSize, F = config.intermediateSize
         let H = config.numAttentionHeads, hs = config.headSize
+        let t = trainables
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[l]
             let c = ws.caches[l]
             let s1 = ws.adapterOut.data, s2 = ws.adapterGrad.data
+            let norms = t?.layerNorms[l]
+            let g1 = norms?.ln1Gamma.value.data ?? layer.ln1Gamma.data, g2 = norms?.ln2Gamma.value.data ?? layer.ln2Gamma.data
             // out = LN2(s2), s2 = Lin_out(g) + h1  =>  dS2 = LN2'(dout); dh1 = dS2 (residual) + ...
-            LayerNorm.backward(dx: ws.dSum.data, dgamma: nil, dbeta: nil, dout: ws.dHidden.data,
-                               xhat: c.xhat2.data, rstd: c.rstd2.data, gamma: layer.ln2Gamma.data, rows: N, width: C)
+            LayerNorm.backward(dx: ws.dSum.data, dgamma: norms?.ln2Gamma.grad.data, dbeta: norms?.ln2Beta.grad.data, dout: ws.dHidden.data,
+                               xhat: c.xhat2.data, rstd: c.rstd2.data, gamma: g2, rows: N, width: C)
             // dg = Lin_out'(dS2); du = dg * GELU'(u)
             layer.output.backward(dx: ws.dGelu.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
             GELU.backward(dx: ws.dGelu.data, dout: ws.dGelu.data, x: c.u.data, count: N * F)
@@ -233,19 +258,31 @@ public final class BertEncoder: @unchecked Sendable {
             ws.dH1.data.update(from: ws.dSum.data, count: N * C)
             layer.intermediate.backward(dx: ws.dH1.data, dy: ws.dGelu.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
             // h1 = LN1(s1), s1 = Lin_o(ctx) + h  =>  dS1 = LN1'(dh1); dh = dS1 (residual) + ...
-            LayerNorm.backward(dx: ws.dSum.data, dgamma: nil, dbeta: nil, dout: ws.dH1.data,
-                               xhat: c.xhat1.data, rstd: c.rstd1.data, gamma: layer.ln1Gamma.data, rows: N, width: C)
+            LayerNorm.backward(dx: ws.dSum.data, dgamma: norms?.ln1Gamma.grad.data, dbeta: norms?.ln1Beta.grad.data, dout: ws.dH1.data,
+                               xhat: c.xhat1.data, rstd: c.rstd1.data, gamma: g1, rows: N, width: C)
             layer.attentionOutput.backward(dx: ws.dCtx.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
             SelfAttention.backward(dq: ws.dQ.data, dk: ws.dK.data, dv: ws.dV.data, dctx: ws.dCtx.data, probs: c.probs.data,
                                    q: c.q.data, k: c.k.data, v: c.v.data,
                                    offsets: ws.offsets, probsOffsets: ws.probsOffsets, scratch: ws.attentionScratch(batch: B, maxLength: T, heads: H),
                                    batch: B, maxLength: T, heads: H, headSize: hs)
             // dh = Lin_q'(dq) + Lin_k'(dk) + Lin_v'(dv) + dS1; not needed below layer 0.
-            let dh: UnsafeMutablePointer<Float>? = (l > 0 || inputGradient) ? ws.dHidden.data : nil
+            let dh: UnsafeMutablePointer<Float>? = (l > 0 || inputGradient || t != nil) ? ws.dHidden.data : nil
             if let dh { dh.update(from: ws.dSum.data, count: N * C) }
             layer.query.backward(dx: dh, dy: ws.dQ.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
             layer.key.backward(dx: dh, dy: ws.dK.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
             layer.value.backward(dx: dh, dy: ws.dV.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+        }
+        guard let t else { return }
+        // h0 = LN0(sum), sum = word[id] + position[t] + type[0]  =>  dSum = LN0'(dh0), then scattered
+        // into the tables' rows (Embeddings.backward).
+        LayerNorm.backward(dx: ws.dSum.data, dgamma: t.embeddingLNGamma.grad.data, dbeta: t.embeddingLNBeta.grad.data,
+                           dout: ws.dHidden.data, xhat: ws.xhat0.data, rstd: ws.rstd0.data,
+                           gamma: t.embeddingLNGamma.value.data, rows: N, width: C)
+        ws.keptIDs.withUnsafeBufferPointer { ids in
+            guard let base = ids.baseAddress, ids.count == N else { return }
+            Embeddings.backward(dword: t.wordEmbeddings.grad.data, dposition: t.positionEmbeddings.grad.data,
+                                dtokenType: t.tokenTypeEmbeddings.grad.data, dsum: ws.dSum.data, ids: base,
+                                offsets: ws.offsets, batch: B, width: C)
         }
     }
 }
@@ -274,6 +311,10 @@ public final class EncoderWorkspace: @unchecked Sendable {
     public let dHidden: Tensor
     let sum, ctx, h1, gelu, adapterOut, adapterGrad: Tensor
     let dSum, dGelu, dH1, dCtx, dQ, dK, dV: Tensor
+    /// The embedding LayerNorm's xhat [N,C] and rstd [N], and the batch's ids, kept when the
+    /// embeddings train (full fine-tuning).
+    let xhat0, rstd0: Tensor
+    private(set) var keptIDs: [Int32] = []
     /// The last forward's batch: B, longest length, N, offsets [B + 1] and attention offsets [B + 1].
     public private(set) var batch = 0
     public private(set) var seq = 0
@@ -297,6 +338,7 @@ public final class EncoderWorkspace: @unchecked Sendable {
         gelu = Tensor([rows, F]); adapterOut = Tensor([rows, max(C, F)]); adapterGrad = Tensor([rows, max(C, F)])
         dSum = Tensor([rows, C]); dGelu = Tensor([rows, F]); dH1 = Tensor([rows, C]); dCtx = Tensor([rows, C])
         dQ = Tensor([rows, C]); dK = Tensor([rows, C]); dV = Tensor([rows, C])
+        xhat0 = Tensor([rows, C]); rstd0 = Tensor([rows])
         offsets = .allocate(capacity: maxBatch + 1)
         offsets.initialize(repeating: 0, count: maxBatch + 1)
         probsOffsets = .allocate(capacity: maxBatch + 1)
@@ -321,6 +363,12 @@ public final class EncoderWorkspace: @unchecked Sendable {
         tokens = b.tokens
         for i in 0...b.batch { offsets[i] = b.offsets[i] }
         SelfAttention.packedProbsOffsets(probsOffsets, offsets: offsets, batch: b.batch, heads: H)
+    }
+
+    /// Keeps the forward's ids for the embeddings' backward (reusing the array's storage).
+    func keepIDs(_ ids: [Int32]) {
+        keptIDs.removeAll(keepingCapacity: true)
+        keptIDs.append(contentsOf: ids)
     }
 
     /// The attention backward's scratch for this shape (grows only if the thread count grew since init).

@@ -20,8 +20,7 @@ public enum Embeddings {
     }
 
     /// Differentiates the sum: dword[ids[n]] += dsum[n]; dposition[t] += dsum[n]; dtokenType += dsum[n]
-    /// (n = offsets[b] + t). The tables are frozen in every method qgoft runs; this exists for
-    /// completeness and its test.
+    /// (n = offsets[b] + t). Only full fine-tuning trains the tables.
     public static func backward(
         dword: UnsafeMutablePointer<Float>?, dposition: UnsafeMutablePointer<Float>?, dtokenType: UnsafeMutablePointer<Float>?,
         dsum: UnsafePointer<Float>, ids: UnsafePointer<Int32>, offsets: UnsafePointer<Int>, batch B: Int, width C: Int

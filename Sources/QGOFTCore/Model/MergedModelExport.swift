@@ -42,6 +42,9 @@ public enum MergedModelExport {
                 try fm.createDirectory(at: dst.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try fm.copyItem(at: src, to: dst)
             }
+            // Full fine-tuning's trained embeddings and LayerNorms replace the pretrained ones.
+            var trained: [String: Tensor] = [:]
+            for (module, p) in encoder.trainables?.parameters ?? [] { trained[module + "." + p.name] = p.value }
             var tensors: [(name: String, tensor: Tensor)] = [
                 ("embeddings.word_embeddings.weight", encoder.wordEmbeddings),
                 ("embeddings.position_embeddings.weight", encoder.positionEmbeddings),
@@ -61,6 +64,7 @@ public enum MergedModelExport {
                 tensors.append((p + "output.LayerNorm.weight", layer.ln2Gamma))
                 tensors.append((p + "output.LayerNorm.bias", layer.ln2Beta))
             }
+            tensors = tensors.map { ($0.name, trained[$0.name] ?? $0.tensor) }
             if let head {
                 tensors.append(("classifier.weight", head.weight.value))
                 tensors.append(("classifier.bias", head.bias.value))

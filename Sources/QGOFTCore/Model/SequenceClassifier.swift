@@ -44,14 +44,10 @@ public final class SequenceClassifier: @unchecked Sendable {
         for lin in encoder.adaptedLinears { lin.adapter?.reserve(rows: maxBatch * maxSeq) }
     }
 
-    /// All trainable tensors with their module paths: adapters in model order, then the head.
+    /// All trainable tensors with their module paths: adapters in model order, the encoder's own
+    /// trainable tensors (full fine-tuning), then the head.
     public var trainableParameters: [(module: String, parameter: Parameter)] {
-        var out: [(String, Parameter)] = []
-        for lin in encoder.adaptedLinears {
-            for p in lin.adapter?.parameters ?? [] { out.append((lin.module, p)) }
-        }
-        for p in head.parameters { out.append((ClassificationHead.module, p)) }
-        return out
+        encoder.trainableParameters + head.parameters.map { (ClassificationHead.module, $0) }
     }
 
     /// Total number of trainable scalars.

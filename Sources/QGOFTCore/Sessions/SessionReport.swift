@@ -60,7 +60,7 @@ public enum SessionReport {
         line("model", "\(i.model.name)  \(i.model.path)  sha256 \(i.model.sha256 ?? "?")")
         line("data", "\(i.data.name)  \(i.data.source)  sha256 \(i.data.sha256)")
         line("", "\(i.data.trainRows) train / \(i.data.validationRows) validation (\(i.data.split)); labels \(i.data.labels.joined(separator: ", "))")
-        line("method", "\(c.method.rawValue), layout \(c.layout.rawValue)\(c.method == .goft ? (c.goftScaling ? ", with scaling" : ", no scaling") : ""), "
+        line("method", "\(c.method.rawValue), \(c.method.spec.describe(c)), "
             + "\(i.run.adaptedModules.count) adapted layers, \(grouped(i.run.trainableParameters)) trainable parameters")
         line("targets", c.targets.joined(separator: ", ") + "; layers " + (c.layers.map { $0.map(String.init).joined(separator: ",") } ?? "all"))
         line("training", "lambda \(num(c.lambda)), lr \(num(c.learningRate))\(c.headLearningRate.map { ", head lr \(num($0))" } ?? ""), "

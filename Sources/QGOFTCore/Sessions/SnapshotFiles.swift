@@ -176,9 +176,21 @@ public struct SnapshotModule: Codable, Sendable, Equatable {
                   stages: a.partSizes, tensors: t)
     }
 
-    /// The adapted layers of an encoder.
+    /// The adapted layers of an encoder, then the modules of its own trainable tensors (full
+    /// fine-tuning: embeddings and LayerNorms, with width = their last dimension and no parts).
     public static func of(_ encoder: BertEncoder) -> [SnapshotModule] {
-        encoder.adaptedLinears.compactMap { lin in lin.adapter.map { SnapshotModule(module: lin.module, adapter: $0) } }
+        var out = encoder.adaptedLinears.compactMap { lin in lin.adapter.map { SnapshotModule(module: lin.module, adapter: $0) } }
+        var extra: [String: [String: [Int]]] = [:]
+        var order: [String] = []
+        for (module, p) in encoder.trainables?.parameters ?? [] {
+            if extra[module] == nil { order.append(module) }
+            extra[module, default: [:]][p.name] = p.shape
+        }
+        for m in order {
+            let t = extra[m] ?? [:]
+            out.append(SnapshotModule(module: m, width: t.values.first?.last ?? 0, outWidth: nil, blocks: 0, stages: [], tensors: t))
+        }
+        return out
     }
 }
 
@@ -512,9 +524,7 @@ public struct SnapshotFolder: @unchecked Sendable {
         let fileURL = url.appendingPathComponent(SnapshotFormat.adapterModelFile)
         let file = try Self.open(fileURL)
         var targets: [(String, Parameter)] = []
-        for lin in encoder.adaptedLinears {
-            for p in lin.adapter?.parameters ?? [] { targets.append((SnapshotFormat.tensorName(module: lin.module, name: p.name), p)) }
-        }
+        for (module, p) in encoder.trainableParameters { targets.append((SnapshotFormat.tensorName(module: module, name: p.name), p)) }
         for p in head.parameters { targets.append((SnapshotFormat.tensorName(module: ClassificationHead.module, name: p.name), p)) }
         var used = Set<String>()
         for (name, p) in targets {

@@ -30,12 +30,8 @@ public struct SnapshotExpectation: Sendable, Equatable {
     /// Exactly what a model built for the run holds (the encoder with its adapters, the head).
     public init(method: AdapterMethod, encoder: BertEncoder, head: ClassificationHead) {
         var t: [String: [Int]] = [:]
-        var m: [String] = []
-        for lin in encoder.adaptedLinears {
-            guard let a = lin.adapter else { continue }
-            m.append(lin.module)
-            for p in a.parameters { t[SnapshotFormat.tensorName(module: lin.module, name: p.name)] = p.shape }
-        }
+        let m = encoder.adaptedLinears.map(\.module)
+        for (module, p) in encoder.trainableParameters { t[SnapshotFormat.tensorName(module: module, name: p.name)] = p.shape }
         for p in head.parameters { t[SnapshotFormat.tensorName(module: ClassificationHead.module, name: p.name)] = p.shape }
         self.init(method: method, modules: m, tensors: t)
     }
@@ -50,11 +46,23 @@ public struct SnapshotExpectation: Sendable, Equatable {
         let modules = session.run.adaptedModules.isEmpty ? sidecar.modules.map(\.module) : session.run.adaptedModules
         var problems: [String] = []
         let described = Dictionary(sidecar.modules.map { ($0.module, $0) }, uniquingKeysWith: { a, _ in a })
-        let extra = sidecar.modules.map(\.module).filter { !modules.contains($0) }
-        if !extra.isEmpty { problems.append("lists \(extra.count) modules the session does not adapt, e.g. \(extra[0])") }
         let hidden = sidecar.head.inWidth
-        var intermediate: Int?
         var tensors: [String: [Int]] = [:]
+        // Full fine-tuning also trains the embeddings and LayerNorms: modules of their own, whose
+        // tensors all end in the hidden width.
+        let own = Set(c.method.spec.trainsEncoderTensors ? sidecar.modules.map(\.module).filter(EncoderTrainables.isModule) : [])
+        for d in sidecar.modules where own.contains(d.module) {
+            for (name, shape) in d.tensors {
+                guard shape.last == hidden, shape.count <= 2, shape.allSatisfy({ $0 >= 1 }) else {
+                    problems.append("\(d.module).\(name) has shape \(shape), not [..., \(hidden)]")
+                    continue
+                }
+                tensors[SnapshotFormat.tensorName(module: d.module, name: name)] = shape
+            }
+        }
+        let extra = sidecar.modules.map(\.module).filter { !modules.contains($0) && !own.contains($0) }
+        if !extra.isEmpty { problems.append("lists \(extra.count) modules the session does not adapt, e.g. \(extra[0])") }
+        var intermediate: Int?
         for m in modules {
             guard let d = described[m] else {
                 problems.append("does not describe the adapted module \(m)")

@@ -98,8 +98,9 @@ public enum RunBuilder {
         var rng = SplitMix64(seed: c.seed ^ 0x5EED_ADA9_7E25_0000)
         for lin in encoder.linears { lin.adapter = nil }
         for lin in chosen {
-            lin.adapter = spec.makeAdapter(c, inWidth: lin.inWidth, outWidth: lin.outWidth, rng: &rng)
+            lin.adapter = spec.makeAdapter(c, base: lin.frozen, rng: &rng)
         }
+        spec.configure(encoder)
     }
 
     /// Resolves model and data, splits, tokenizes, and builds the classifier. Nothing is written.
