@@ -5,7 +5,7 @@
 # already there are not installed again. Prints the environment's python on stdout.
 #
 #   scripts/setup-python.sh           tensorboard, numpy, safetensors
-#   scripts/setup-python.sh --torch   also torch, transformers, accelerate and ./python (qgoft-torch)
+#   scripts/setup-python.sh --torch   also torch, transformers, accelerate, peft and ./python (qgoft-torch)
 #
 # torch from PyPI pulls its CUDA wheels (about 5 GB on Linux): installed once, then reused.
 # qgoft-torch is installed from ./python again only when its sources changed (a stamp in the venv).
@@ -34,6 +34,12 @@ if [ "$torch" = 1 ]; then
         start=$(date +%s)
         pip torch transformers accelerate
         echo "setup-python: torch, transformers and accelerate installed in $(( $(date +%s) - start )) s" >&2
+    fi
+    # PEFT, for scripts/interop/check_peft.py: the release whose file format qgoft writes
+    # (SnapshotFormat.peftFormatVersion), without touching torch.
+    if ! "$venv/bin/python" -c "import peft, sys; sys.exit(peft.__version__ != '0.21.2')" >/dev/null 2>&1; then
+        echo "setup-python: installing peft 0.21.2 into $venv" >&2
+        pip "peft==0.21.2"
     fi
     root=$(cd "$(dirname "$0")/.." && pwd)
     stamp="$venv/.qgoft-torch-stamp"

@@ -37,6 +37,11 @@ TB_PYTHON=$(bash scripts/setup-python.sh) bash scripts/report/check_report.sh
 # transformers into the same virtual environment (about 5 GB, once).
 bash scripts/torch/check.sh
 
+# PEFT: every method PEFT has is trained a few steps, its snapshot loaded with
+# PeftModel.from_pretrained(BertModel, folder) (no missing adapter keys) and its logits on real
+# sentences compared with `qgoft eval --predictions` (the venv of the step above, with peft).
+"$(bash scripts/setup-python.sh --torch)" scripts/interop/check_peft.py --qgoft .build/release/qgoft --work "$interop/peft"
+
 # Reliability: a short kill soak (5 SIGKILLs, resumed, compared with a straight run) and fault
 # injection (full disk, immutable and read-only session folder; needs root, as CI runs).
 bash scripts/reliability/kill-soak.sh --kills 5
@@ -46,5 +51,5 @@ bash scripts/reliability/faults.sh
 bash scripts/fuzz/run.sh --seconds 10
 
 # Every stage above stops the script on failure (set -e), so reaching here means all passed.
-echo "test.sh: swift test, snapshot interop, report and TensorBoard, PyTorch side, kill soak, faults, fuzzing"
-echo "stages: 7 passed, 0 failed"
+echo "test.sh: swift test, snapshot interop, report and TensorBoard, PyTorch side, PEFT, kill soak, faults, fuzzing"
+echo "stages: 8 passed, 0 failed"

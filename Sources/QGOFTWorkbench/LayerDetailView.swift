@@ -127,10 +127,11 @@ enum LayerDetailView {
         ]
         Panel.fields(&grid, fields, row: r, col: 0, in: body, theme: theme)
         r += 1
-        fields = [
+        fields = s.orthogonal == false ? [] : [
             ("matrix drift", Fmt.fit(s.matrixDrift)), ("block drift avg", Fmt.fit(s.blockDriftMean)),
             ("max", Fmt.fit(s.blockDriftMax)),
         ]
+        if let u = s.relativeUpdate { fields.append(("‖ΔW‖/‖W‖", Fmt.fit(u))) }
         if let sm = s.scaleDeviationMean, let sx = s.scaleDeviationMax {
             fields += [("|s−1| avg", Fmt.fit(sm)), ("max", Fmt.fit(sx))]
         }

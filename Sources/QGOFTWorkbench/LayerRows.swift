@@ -21,7 +21,7 @@ public struct LayerRow: Sendable, Equatable {
         case .normMax: return s.normAdjustmentMax
         case .angleMean: return s.angleAdjustmentMean
         case .angleMax: return s.angleAdjustmentMax
-        case .drift: return s.matrixDrift
+        case .drift: return s.orthogonal == false ? nil : s.matrixDrift
         }
     }
 

@@ -172,7 +172,7 @@ struct BenchCommand: ParsableCommand {
                 let sorted = times.sorted()
                 let mean = times.reduce(0, +) / Double(times.count)
                 print(String(format: "bench statistics %@ (%@): %d adapted layers, %d threads, %d warm-up + %d timed statistics steps, max matrix drift %.6g",
-                             m.rawValue, l.rawValue, layers.count, threads.threads, warmup, steps, drift))
+                             m.rawValue, m.spec.describe(c), layers.count, threads.threads, warmup, steps, drift))
                 print(String(format: "ms/statistics step mean %.1f  median %.1f  min %.1f  max %.1f", mean * 1000,
                              sorted[sorted.count / 2] * 1000, sorted[0] * 1000, sorted[sorted.count - 1] * 1000))
                 return
@@ -215,8 +215,9 @@ struct BenchCommand: ParsableCommand {
                 let lambda = m.spec.hasPenalty ? 1e-4 : 0
                 settings["method"] = .string(m.rawValue)
                 settings["layout"] = .string(l.rawValue)
+                settings["options"] = .string(m.spec.describe(c))
                 settings["lambda"] = .double(lambda)
-                bench = StepBench(label: "train \(m.rawValue) (\(l.rawValue)), \(grouped(clf.trainableParameterCount)) trainable",
+                bench = StepBench(label: "train \(m.rawValue) (\(m.spec.describe(c))), \(grouped(clf.trainableParameterCount)) trainable",
                                   mode: "train", warmupBatches: warmBatches, timedBatches: timed,
                                   step: { b in
                                       for p in params { p.zeroGrad() }

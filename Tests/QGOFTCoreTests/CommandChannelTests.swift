@@ -175,7 +175,7 @@ final class CommandChannelTests: XCTestCase {
         trainer.runToCompletion()
         let e = try XCTUnwrap(trainer.latestSnapshot().events.first { $0.command?.id == "l" })
         XCTAssertEqual(e.command?.status, .refused)
-        XCTAssertEqual(e.command?.reason, "lambda is not used by goft (strict rotations)")
+        XCTAssertEqual(e.command?.reason, "lambda is not used by goft (it has no soft penalty)")
     }
 
     // MARK: attach

@@ -71,7 +71,7 @@ final class AttachModeTests: XCTestCase {
             assertSnapshot(render(pending, rows: rows, cols: cols), named: "attach-pending-\(cols)x\(rows)")
         }
         var refused = attachedSnapshot()
-        refused.channel?.lastRefusal = ChannelStatus.Refusal(name: "set_lambda", reason: "lambda is not used by goft (strict rotations)", time: Date())
+        refused.channel?.lastRefusal = ChannelStatus.Refusal(name: "set_lambda", reason: "lambda is not used by goft (it has no soft penalty)", time: Date())
         assertSnapshot(render(refused, rows: 40, cols: 120), named: "attach-refused-120x40")
         var view = ViewState()
         view.confirmingQuit = true
