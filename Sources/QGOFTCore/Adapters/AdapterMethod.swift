@@ -158,6 +158,7 @@ extension AdapterMethodSpec {
 public enum AdapterRegistry {
     public static let specs: [any AdapterMethodSpec] = [
         QGOFTMethod(), GOFTMethod(),
+        HRAMethod(), HeadMethod(),
     ]
 
     public static var names: [String] { specs.map(\.method.rawValue) }
