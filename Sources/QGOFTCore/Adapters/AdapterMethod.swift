@@ -188,7 +188,8 @@ extension AdapterMethodSpec {
 public enum AdapterRegistry {
     public static let specs: [any AdapterMethodSpec] = [
         QGOFTMethod(), GOFTMethod(),
-        FullMethod(),
+        HRAMethod(),
+        HeadMethod(), FullMethod(),
     ]
 
     public static var names: [String] { specs.map(\.method.rawValue) }

@@ -155,6 +155,10 @@ public final class BertEncoder: @unchecked Sendable {
     /// The adapted linear layers (those with an adapter), in model order.
     public var adaptedLinears: [AdaptedLinear] { linears.filter { $0.adapter != nil } }
 
+    /// Whether nothing of the encoder trains (no adapter, no trainable embeddings or LayerNorms):
+    /// its output for a sentence then never changes (the head-only probe caches it).
+    public var isFrozen: Bool { trainables == nil && linears.allSatisfy { $0.adapter == nil } }
+
     /// The adapters' tensors in model order, then `trainables` (full fine-tuning), with module paths.
     public var trainableParameters: [(module: String, parameter: Parameter)] {
         var out: [(String, Parameter)] = []

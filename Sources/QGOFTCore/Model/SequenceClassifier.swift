@@ -60,35 +60,110 @@ public final class SequenceClassifier: @unchecked Sendable {
 
     /// Forward and backward of one batch: accumulates d(task + lambda * penalty)/d(trainable) into
     /// the parameters' grads (the caller zeroes them). Returns the task loss, penalty and hits.
+    /// With no adapter below the head, the encoder's backward is skipped (nothing below the head
+    /// trains), and so is its forward when `pooledCache` holds every sentence of the batch.
     public func trainStep(_ batch: TokenBatch, lambda: Double) -> (taskLoss: Double, penalty: Double, correct: Int) {
         let B = batch.batch, C = encoder.config.hiddenSize, K = head.classes
-        encoder.forward(batch, workspace: workspace, training: true)
+        let frozen = encoder.isFrozen
+        if !(frozen && pooledFromCache(batch)) {
+            encoder.forward(batch, workspace: workspace, training: true)
+            pool(batch)
+        }
         let (loss, correct) = headForward(batch)
         // logits = pooled W^T + b; loss = CE(logits)
         CrossEntropy.backward(dlogits: dlogits.data, probs: probs.data, labels: batch.labels, batch: B, classes: K)
-        Linear.backward(dx: dpooled.data, dweight: head.weight.grad.data, dbias: head.bias.grad.data,
+        Linear.backward(dx: frozen ? nil : dpooled.data, dweight: head.weight.grad.data, dbias: head.bias.grad.data,
                         dy: dlogits.data, x: pooled.data, weight: head.weight.value.data,
                         rows: B, inWidth: C, outWidth: K)
-        MeanPooling.backward(dh: workspace.dHidden.data, dpooled: dpooled.data, offsets: workspace.offsetsPointer,
-                             batch: B, width: C)
-        encoder.backward(workspace: workspace)
+        if !frozen {
+            MeanPooling.backward(dh: workspace.dHidden.data, dpooled: dpooled.data, offsets: workspace.offsetsPointer,
+                                 batch: B, width: C)
+            encoder.backward(workspace: workspace)
+        }
         let pen = penalty(gradientScale: lambda > 0 ? Float(lambda) : nil)
         return (loss, pen, correct)
     }
 
-    /// Forward only: mean cross-entropy and argmax hits of a labelled batch.
+    /// Forward only: mean cross-entropy and argmax hits of a labelled batch (from `pooledCache`
+    /// when the encoder has no adapter and the cache holds every sentence of the batch).
     public func evaluate(_ batch: TokenBatch) -> (loss: Double, correct: Int) {
-        encoder.forward(batch, workspace: workspace, training: false)
+        if !(encoder.isFrozen && pooledFromCache(batch)) {
+            encoder.forward(batch, workspace: workspace, training: false)
+            pool(batch)
+        }
         return headForward(batch)
     }
 
     /// Logits [B*K] of the last `evaluate`/`trainStep` (for tests and export checks).
     public func lastLogits(batch: Int) -> [Float] { Array(UnsafeBufferPointer(start: logits.data, count: batch * head.classes)) }
 
+    // MARK: pooled-vector cache (the linear probe)
+
+    /// Pooled vectors [C] by token sequence, for an encoder without adapters: then a sentence's
+    /// pooled vector never changes, and the head can train on it without running the encoder.
+    /// Filled only by `fillPooledCache` (never on a miss), so what it holds depends only on the
+    /// sentences and batches given there: a run and its resumption hold the same bits.
+    private var cacheRows: [[Int32]: Int] = [:]
+    /// [rows, C], row q the pooled vector of the sequence `cacheRows` maps to q.
+    private var cacheValues: [Float] = []
+
+    /// Number of sentences the cache holds.
+    public var pooledCacheCount: Int { cacheRows.count }
+
+    /// Runs the encoder forward over `batches` (each packed as it is given) and keeps every
+    /// sentence's pooled vector; sentences already held are left as they are. Refused (false)
+    /// when the encoder has adapters, whose training would make the vectors stale. `shouldStop`
+    /// is asked between batches (the cache then keeps what was done).
+    @discardableResult
+    public func fillPooledCache(_ batches: [TokenBatch], shouldStop: () -> Bool = { false }) -> Bool {
+        guard encoder.isFrozen else { return false }
+        let C = encoder.config.hiddenSize
+        for batch in batches {
+            if shouldStop() { return false }
+            let sequences = (0..<batch.batch).map { Array(batch.ids[batch.offsets[$0]..<batch.offsets[$0 + 1]]) }
+            if sequences.allSatisfy({ cacheRows[$0] != nil }) { continue }
+            encoder.forward(batch, workspace: workspace, training: false)
+            pool(batch)
+            for (b, seq) in sequences.enumerated() where cacheRows[seq] == nil {
+                cacheRows[seq] = cacheValues.count / C
+                cacheValues.append(contentsOf: UnsafeBufferPointer(start: pooled.data + b * C, count: C))
+            }
+        }
+        return true
+    }
+
+    /// Empties the cache.
+    public func clearPooledCache() {
+        cacheRows = [:]
+        cacheValues = []
+    }
+
+    /// Copies the batch's pooled vectors from the cache into `pooled`; false (and `pooled`
+    /// untouched) when a sentence is missing.
+    private func pooledFromCache(_ batch: TokenBatch) -> Bool {
+        guard !cacheRows.isEmpty else { return false }
+        let C = encoder.config.hiddenSize
+        var rows: [Int] = []
+        rows.reserveCapacity(batch.batch)
+        for b in 0..<batch.batch {
+            guard let q = cacheRows[Array(batch.ids[batch.offsets[b]..<batch.offsets[b + 1]])] else { return false }
+            rows.append(q)
+        }
+        cacheValues.withUnsafeBufferPointer { v in
+            for (b, q) in rows.enumerated() { (pooled.data + b * C).update(from: v.baseAddress! + q * C, count: C) }
+        }
+        return true
+    }
+
+    /// pooled[B,C] = mean of the encoder's last hidden states over each sequence's tokens.
+    private func pool(_ batch: TokenBatch) {
+        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, offsets: workspace.offsetsPointer,
+                            batch: batch.batch, width: encoder.config.hiddenSize)
+    }
+
+    /// logits = pooled W^T + b, then the loss and hits.
     private func headForward(_ batch: TokenBatch) -> (Double, Int) {
         let B = batch.batch, C = encoder.config.hiddenSize, K = head.classes
-        MeanPooling.forward(pooled: pooled.data, h: workspace.hidden.data, offsets: workspace.offsetsPointer,
-                            batch: B, width: C)
         Linear.forward(y: logits.data, x: pooled.data, weight: head.weight.value.data, bias: head.bias.value.data,
                        rows: B, inWidth: C, outWidth: K)
         return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: batch.labels, batch: B, classes: K)

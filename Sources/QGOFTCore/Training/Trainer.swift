@@ -269,13 +269,16 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
     private func run() {
         BLAS.configure(threads: config.threads)
         startTime = Date()
+        let probe = model.encoder.isFrozen
+        let probeNote = probe ? "; no adapter: the frozen encoder runs once over the \(train.count + validation.count) sentences, then the head trains on their pooled vectors" : ""
         if let r = resumedFromStep {
-            emit(.resumed, restartedWithoutSnapshot ? "restarted from step 0 of \(schedule.totalSteps) (no snapshot to resume from)"
-                                                    : "resumed at step \(r) of \(schedule.totalSteps)")
+            emit(.resumed, (restartedWithoutSnapshot ? "restarted from step 0 of \(schedule.totalSteps) (no snapshot to resume from)"
+                                                     : "resumed at step \(r) of \(schedule.totalSteps)") + probeNote)
         } else {
-            emit(.started, "started: \(published.run.method) on \(published.run.data), \(schedule.totalSteps) steps")
+            emit(.started, "started: \(published.run.method) on \(published.run.data), \(schedule.totalSteps) steps" + probeNote)
         }
         setState(.running)
+        if probe { fillPooledCache() }
         var endState: TrainerState = .finished
         loop: while true {
             if !handleCommands() { endState = .stopped; break }
@@ -544,6 +547,30 @@ public final class Trainer: TrainerControl, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return pending.contains { $0.command == .stop }
+    }
+
+    /// With no adapter below the head (the linear probe) every training and validation sentence's
+    /// pooled vector is computed once, before the first step, in a fixed order that does not depend
+    /// on where the run starts: training rows in index order, then validation rows in evaluation
+    /// order, `batchSize` at a time (evaluation batches then match `evaluate`'s own). A fresh run
+    /// and a resumed one thus train on the same vectors. A stop request ends the pass early; the
+    /// steps then run the encoder for sentences the cache lacks.
+    private func fillPooledCache() {
+        guard model.pooledCacheCount == 0 else { return }
+        var batches: [TokenBatch] = []
+        var i = 0
+        while i < train.count {
+            let end = min(i + config.batchSize, train.count)
+            batches.append(train.batch(Array(i..<end)[...]))
+            i = end
+        }
+        i = 0
+        while i < validation.count {
+            let end = min(i + config.batchSize, validation.count)
+            batches.append(validation.batch(validationOrder[i..<end]))
+            i = end
+        }
+        model.fillPooledCache(batches, shouldStop: { stopPending() })
     }
 
     // MARK: evaluation and statistics
