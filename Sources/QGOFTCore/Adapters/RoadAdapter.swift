@@ -187,26 +187,38 @@ public final class RoadAdapter: LinearAdapter {
             second.withUnsafeBufferPointer { sb in
                 dFirst.withUnsafeMutableBufferPointer { dfb in
                     dSecond.withUnsafeMutableBufferPointer { dsb in
-                        // Coefficient gradients: chunks own disjoint pairs (columns), each sums
-                        // its columns over all rows in row order (deterministic).
+                        // Coefficient gradients: chunks own disjoint pairs (columns) and sum them
+                        // over the rows in row order (deterministic), row by row so that each
+                        // row's stretch of the chunk's columns is read contiguously.
                         let cols = UncheckedSendable((dy, z, dfb.baseAddress!, dsb.baseAddress!))
                         Parallel.forEachChunk(count: pairs, minRowsPerChunk: 64) { _, range in
                             let (dy, z, df, ds) = cols.value
                             for q in range {
-                                let i1 = (q / h) * g + q % h, i2 = i1 + h
-                                var f1 = 0.0, s1 = 0.0, f2 = 0.0, s2 = 0.0
-                                for r in 0..<rows {
-                                    let dy1 = Double(dy[r * o + i1]), dy2 = Double(dy[r * o + i2])
-                                    let z1 = Double(z[r * o + i1]), z2 = Double(z[r * o + i2])
-                                    f1 += dy1 * z1
-                                    s1 -= dy1 * z2
-                                    f2 += dy2 * z2
-                                    s2 += dy2 * z1
+                                let i1 = (q / h) * g + q % h
+                                df[i1] = 0
+                                ds[i1] = 0
+                                df[i1 + h] = 0
+                                ds[i1 + h] = 0
+                            }
+                            for r in 0..<rows {
+                                let dyr = dy + r * o, zr = z + r * o
+                                var q = range.lowerBound
+                                while q < range.upperBound {
+                                    // The chunk's pairs in group q / h: j = q % h ..< end.
+                                    let group = q / h, j0 = q - group * h
+                                    let end = min(range.upperBound, (group + 1) * h)
+                                    let base = group * g
+                                    for j in j0..<(j0 + end - q) {
+                                        let i1 = base + j, i2 = i1 + h
+                                        let dy1 = Double(dyr[i1]), dy2 = Double(dyr[i2])
+                                        let z1 = Double(zr[i1]), z2 = Double(zr[i2])
+                                        df[i1] += dy1 * z1
+                                        ds[i1] -= dy1 * z2
+                                        df[i2] += dy2 * z2
+                                        ds[i2] += dy2 * z1
+                                    }
+                                    q = end
                                 }
-                                df[i1] = f1
-                                ds[i1] = s1
-                                df[i2] = f2
-                                ds[i2] = s2
                             }
                         }
                         // dz = R^T dy: chunks write disjoint rows.
