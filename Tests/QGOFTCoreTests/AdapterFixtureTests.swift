@@ -3,7 +3,8 @@ import XCTest
 import QGOFTCore
 
 /// The Swift adapters against the numpy reference (scripts/reference/make_adapter_fixture.py,
-/// dense stage matrices in float64): Tests/Fixtures/adapters/*.json.
+/// dense stage matrices in float64): Tests/Fixtures/adapters/{qgoft,goft}_*.json (the other
+/// methods' PEFT fixtures beside them have tests of their own).
 final class AdapterFixtureTests: XCTestCase {
     struct Fixture: Decodable {
         let formatVersion: Int

@@ -4,7 +4,7 @@ import XCTest
 /// Adapters inside the whole model: identity init, gradients end to end, and merging.
 final class ModelAdapterTests: XCTestCase {
     func classifier(method: AdapterMethod, layout: GivensLayoutKind = .tree, perturb: Float = 0) throws -> SequenceClassifier {
-        let enc = try TinyBert.encoder()
+        let enc = try TinyBert.encoder(config: TinyBert.config(for: method))
         var c = TrainingConfiguration()
         c.method = method
         c.layout = layout
@@ -25,11 +25,13 @@ final class ModelAdapterTests: XCTestCase {
     /// Identity-initialised adapters leave the logits unchanged bit for bit.
     func testIdentityAdaptersLeaveOutputBitIdentical() throws {
         let batch = TinyBert.batch()
-        let plain = try classifier(method: .qgoft)
-        for lin in plain.encoder.linears { lin.adapter = nil }
-        _ = plain.evaluate(batch)
-        let reference = plain.lastLogits(batch: 2)
         for method in AdapterMethod.allCases {
+            // The same tiny BERT without adapters (the method's one: see `TinyBert.config(for:)`).
+            let plain = try classifier(method: method)
+            for lin in plain.encoder.linears { lin.adapter = nil }
+            _ = plain.evaluate(batch)
+            let reference = plain.lastLogits(batch: 2)
+            XCTAssertFalse(try classifier(method: method).encoder.adaptedLinears.allSatisfy { $0.adapter == nil }, "\(method): no adapters")
             for layout in GivensLayoutKind.allCases {
                 let m = try classifier(method: method, layout: layout)
                 _ = m.evaluate(batch)
@@ -75,13 +77,14 @@ final class ModelAdapterTests: XCTestCase {
             let batch = TinyBert.batch()
             _ = model.evaluate(batch)
             let adapted = model.lastLogits(batch: 2)
-            var tensors = TinyBert.tensors(seed: 1)
+            let config = TinyBert.config(for: method)
+            var tensors = TinyBert.tensors(seed: 1, config: config)
             for lin in model.encoder.linears {
                 let (w, b) = lin.merged()
                 tensors[lin.module + ".weight"] = w
                 tensors[lin.module + ".bias"] = b
             }
-            let merged = try BertEncoder.load(config: TinyBert.config, source: "merged") { tensors[$0] }.encoder
+            let merged = try BertEncoder.load(config: config, source: "merged") { tensors[$0] }.encoder
             let plain = SequenceClassifier(encoder: merged, head: model.head, maxBatch: 2, maxSeq: 5)
             _ = plain.evaluate(batch)
             let m = plain.lastLogits(batch: 2)

@@ -45,7 +45,7 @@ final class PackedBatchTests: XCTestCase {
     func testPackedTrainStepMatchesEachSequenceAlone() throws {
         for method in AdapterMethod.allCases {
             func model(_ maxBatch: Int) throws -> SequenceClassifier {
-                let enc = try TinyBert.encoder()
+                let enc = try TinyBert.encoder(config: TinyBert.config(for: method))
                 var c = TrainingConfiguration()
                 c.method = method
                 try RunBuilder.attachAdapters(c, to: enc)

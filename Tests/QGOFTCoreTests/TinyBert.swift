@@ -7,8 +7,26 @@ enum TinyBert {
                                           intermediateSize: 16, vocabSize: 20, maxPositionEmbeddings: 16,
                                           typeVocabSize: 2, layerNormEps: 1e-12)
 
+    /// A wider tiny BERT (C=64, F=128) for methods whose options refuse C=8: RoAd's group size is
+    /// PEFT's default 64, which every adapted layer's output width must be a multiple of.
+    static let wideConfig = BertConfiguration(hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 2,
+                                              intermediateSize: 128, vocabSize: 20, maxPositionEmbeddings: 16,
+                                              typeVocabSize: 2, layerNormEps: 1e-12)
+
+    /// The configuration the whole-model tests run `method` on (with its default options):
+    /// `config`, unless the method refuses one of its layers' widths, then `wideConfig`.
+    static func config(for method: AdapterMethod) -> BertConfiguration {
+        var c = TrainingConfiguration()
+        c.method = method
+        let C = config.hiddenSize, F = config.intermediateSize
+        for (i, o) in [(C, C), (C, F), (F, C)] {
+            do { try method.spec.validate(c, inWidth: i, outWidth: o, module: "tiny") } catch { return wideConfig }
+        }
+        return config
+    }
+
     /// Named tensors in HuggingFace naming, random but deterministic.
-    static func tensors(seed: UInt64) -> [String: Tensor] {
+    static func tensors(seed: UInt64, config: BertConfiguration = TinyBert.config) -> [String: Tensor] {
         var rng = SplitMix64(seed: seed)
         let C = config.hiddenSize, F = config.intermediateSize
         var t: [String: Tensor] = [:]
@@ -36,8 +54,8 @@ enum TinyBert {
         return t
     }
 
-    static func encoder(seed: UInt64 = 1) throws -> BertEncoder {
-        let t = tensors(seed: seed)
+    static func encoder(seed: UInt64 = 1, config: BertConfiguration = TinyBert.config) throws -> BertEncoder {
+        let t = tensors(seed: seed, config: config)
         return try BertEncoder.load(config: config, source: "tiny", tensor: { t[$0] }).encoder
     }
 

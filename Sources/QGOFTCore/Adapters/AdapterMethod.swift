@@ -188,6 +188,7 @@ extension AdapterMethodSpec {
 public enum AdapterRegistry {
     public static let specs: [any AdapterMethodSpec] = [
         QGOFTMethod(), GOFTMethod(),
+        LoRAMethod(), RoadMethod(),
         HRAMethod(),
         HeadMethod(), FullMethod(),
     ]
