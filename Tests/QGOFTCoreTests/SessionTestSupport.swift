@@ -58,7 +58,7 @@ enum SessionTestSupport {
             trainableParameters: classifier.trainableParameterCount, totalSteps: 0, stepsPerEpoch: 0,
             batchSize: c.batchSize, maxLength: c.maxLength, threads: c.threads,
             adaptedModules: encoder.adaptedLinears.map(\.module),
-            stageCount: encoder.adaptedLinears.compactMap { $0.adapter?.stageSizes.count }.max() ?? 0)
+            stageCount: encoder.adaptedLinears.compactMap { $0.adapter?.partSizes.count }.max() ?? 0)
         let trainer = Trainer(config: c, model: classifier, train: tinySet(count: 10, seed: 5),
                               validation: tinySet(count: 6, seed: 6), run: run)
         return (trainer, classifier)
