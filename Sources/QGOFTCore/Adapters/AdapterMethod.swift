@@ -157,7 +157,7 @@ extension AdapterMethodSpec {
 /// The methods qgoft trains, in the order `--help`, `qgoft info` and `qgoft compare` list them.
 public enum AdapterRegistry {
     public static let specs: [any AdapterMethodSpec] = [
-        QGOFTMethod(), GOFTMethod(), OFTMethod(),
+        QGOFTMethod(), GOFTMethod(), OFTMethod(), BOFTMethod(),
     ]
 
     public static var names: [String] { specs.map(\.method.rawValue) }
