@@ -74,8 +74,8 @@ final class BOFTAdapterTests: XCTestCase {
 
     func testIdentityAtInitialisation() {
         var rng = SplitMix64(seed: 3)
-        for (b, m) in [(4, 1), (4, 2), (2, 3), (3, 1)] {
-            let a = BOFTAdapter(inWidth: 12 * (b == 3 ? 1 : 2) / (b == 3 ? 1 : 1), outWidth: 7, blockSize: b, factors: m)
+        for (d, b, m) in [(24, 4, 1), (24, 4, 2), (24, 2, 3), (12, 3, 1)] {
+            let a = BOFTAdapter(inWidth: d, outWidth: 7, blockSize: b, factors: m)
             let h = AdaptedLayerHarness(inWidth: a.inWidth, outWidth: 7, rng: &rng)
             let x = AdapterTestSupport.randomArray(5 * a.inWidth, &rng)
             let plain = h.withBase { base -> [Float] in
