@@ -41,13 +41,12 @@ public final class BOFTAdapter: LinearAdapter {
     private var rotation: [Float]
     private var savedA: [Float]
     private var gradR: [Float]
-    /// Block-product inputs z_i [rows, d] per factor, the rotated input u, the pre-scale output
-    /// y0 = u W^T [rows, out] and two work buffers, sized by `reserve`.
+    /// Block-product inputs z_i [rows, d] per factor, the pre-scale output y0 = u W^T [rows, out]
+    /// and, when a factor permutes, one work buffer [rows, d]; sized by `reserve`. The rotated
+    /// input u lives in the caller's `scratch` (forward), the backward's work in `scratch`/`scratch2`.
     private var stageInputs: [[Float]]
-    private var rotated: [Float] = []
     private var preScale: [Float] = []
     private var workA: [Float] = []
-    private var workB: [Float] = []
     private var capacityRows = 0
     private var hasSaved = false
     private var savedRows = 0
@@ -115,10 +114,8 @@ public final class BOFTAdapter: LinearAdapter {
         guard rows > capacityRows else { return }
         capacityRows = rows
         for i in 0..<factors { stageInputs[i] = [Float](repeating: 0, count: rows * inWidth) }
-        rotated = [Float](repeating: 0, count: rows * inWidth)
         preScale = [Float](repeating: 0, count: rows * outWidth)
-        workA = [Float](repeating: 0, count: rows * inWidth)
-        workB = [Float](repeating: 0, count: rows * inWidth)
+        if permutations.contains(where: { $0 != nil }) { workA = [Float](repeating: 0, count: rows * inWidth) }
     }
 
     // MARK: the blocks
@@ -206,25 +203,25 @@ public final class BOFTAdapter: LinearAdapter {
             savedRows = rows
         }
         rotation.withUnsafeBufferPointer { rb in
-            rotated.withUnsafeMutableBufferPointer { ub in
-                workA.withUnsafeMutableBufferPointer { vb in
-                    let rot = rb.baseAddress!, u = ub.baseAddress!, v = vb.baseAddress!
-                    u.update(from: x, count: n)
-                    for i in stride(from: factors - 1, through: 0, by: -1) {
-                        stageInputs[i].withUnsafeMutableBufferPointer { zb in
-                            let z = zb.baseAddress!
-                            if let perm = permutations[i] { Self.scatter(z, UnsafePointer(u), perm: perm, rows: rows, width: d) }
-                            else { z.update(from: u, count: n) }
-                            if let perm = permutations[i] {
-                                blockProduct(out: v, z: UnsafePointer(z), rows: rows, factor: i, rot: rot, transpose: false)
-                                Self.gather(u, UnsafePointer(v), perm: perm, rows: rows, width: d)
-                            } else {
-                                blockProduct(out: u, z: UnsafePointer(z), rows: rows, factor: i, rot: rot, transpose: false)
-                            }
+            workA.withUnsafeMutableBufferPointer { vb in
+                // u in the caller's scratch (rows * max(in, out) floats); v (workA) only for permuting factors.
+                let rot = rb.baseAddress!, u = scratch, v = vb.baseAddress
+                u.update(from: x, count: n)
+                for i in stride(from: factors - 1, through: 0, by: -1) {
+                    stageInputs[i].withUnsafeMutableBufferPointer { zb in
+                        let z = zb.baseAddress!
+                        if let perm = permutations[i] { Self.scatter(z, UnsafePointer(u), perm: perm, rows: rows, width: d) }
+                        else { z.update(from: u, count: n) }
+                        if let perm = permutations[i] {
+                            let v = v!  // sized by reserve whenever a factor permutes
+                            blockProduct(out: v, z: UnsafePointer(z), rows: rows, factor: i, rot: rot, transpose: false)
+                            Self.gather(u, UnsafePointer(v), perm: perm, rows: rows, width: d)
+                        } else {
+                            blockProduct(out: u, z: UnsafePointer(z), rows: rows, factor: i, rot: rot, transpose: false)
                         }
                     }
-                    base.forward(y: y, x: UnsafePointer(u), rows: rows)
                 }
+                base.forward(y: y, x: UnsafePointer(u), rows: rows)
             }
         }
         // y = s * (y - b) + b, as PEFT (result - bias, times boft_s, plus bias); y0 = y - b kept.
@@ -267,41 +264,37 @@ public final class BOFTAdapter: LinearAdapter {
         }
         gradR.withUnsafeMutableBufferPointer { $0.baseAddress!.update(repeating: 0, count: $0.count) }
         rotation.withUnsafeBufferPointer { rb in
-            workA.withUnsafeMutableBufferPointer { ab in
-                workB.withUnsafeMutableBufferPointer { bbuf in
-                    gradR.withUnsafeMutableBufferPointer { gb in
-                        let rot = rb.baseAddress!, g = ab.baseAddress!, t = bbuf.baseAddress!, gR = gb.baseAddress!
-                        // g = du [rows, d].
-                        base.backwardInput(dx: g, dy: UnsafePointer(scratch), rows: rows, accumulate: false)
-                        for i in 0..<factors {
-                            stageInputs[i].withUnsafeBufferPointer { zb in
-                                let z = zb.baseAddress!
-                                // dv into t (or in place in g for an identity factor).
-                                let dv: UnsafeMutablePointer<Float>
-                                if let perm = permutations[i] {
-                                    Self.scatter(t, UnsafePointer(g), perm: perm, rows: rows, width: d)
-                                    dv = t
-                                } else { dv = g }
-                                for c in 0..<blockCount {
-                                    BLAS.gemm(c: gR + (i * blockCount + c) * bb, a: z + c * b, b: dv + c * b, m: b, n: b, k: rows,
-                                              transA: true, lda: d, ldb: d, ldc: b)
-                                }
-                                // dz = dv R^T into the other buffer, then back to coordinates.
-                                let dz = dv == g ? t : g
-                                blockProduct(out: dz, z: UnsafePointer(dv), rows: rows, factor: i, rot: rot, transpose: true)
-                                if let perm = permutations[i] {
-                                    // dz is g here: gather into t, then copy back so g holds the gradient.
-                                    Self.gather(t, UnsafePointer(g), perm: perm, rows: rows, width: d)
-                                    g.update(from: t, count: n)
-                                } else {
-                                    g.update(from: t, count: n)
-                                }
-                            }
+            gradR.withUnsafeMutableBufferPointer { gb in
+                // g = du [rows, d] in scratch2; scratch (dy * s) is free after it and becomes t.
+                let rot = rb.baseAddress!, g = scratch2, t = scratch, gR = gb.baseAddress!
+                base.backwardInput(dx: g, dy: UnsafePointer(scratch), rows: rows, accumulate: false)
+                for i in 0..<factors {
+                    stageInputs[i].withUnsafeBufferPointer { zb in
+                        let z = zb.baseAddress!
+                        // dv into t (or in place in g for an identity factor).
+                        let dv: UnsafeMutablePointer<Float>
+                        if let perm = permutations[i] {
+                            Self.scatter(t, UnsafePointer(g), perm: perm, rows: rows, width: d)
+                            dv = t
+                        } else { dv = g }
+                        for c in 0..<blockCount {
+                            BLAS.gemm(c: gR + (i * blockCount + c) * bb, a: z + c * b, b: dv + c * b, m: b, n: b, k: rows,
+                                      transA: true, lda: d, ldb: d, ldc: b)
                         }
-                        if let dx {
-                            if accumulate { for q in 0..<n { dx[q] += g[q] } } else { dx.update(from: g, count: n) }
+                        // dz = dv R^T into the other buffer, then back to coordinates.
+                        let dz = dv == g ? t : g
+                        blockProduct(out: dz, z: UnsafePointer(dv), rows: rows, factor: i, rot: rot, transpose: true)
+                        if let perm = permutations[i] {
+                            // dz is g here: gather into t, then copy back so g holds the gradient.
+                            Self.gather(t, UnsafePointer(g), perm: perm, rows: rows, width: d)
+                            g.update(from: t, count: n)
+                        } else {
+                            g.update(from: t, count: n)
                         }
                     }
+                }
+                if let dx {
+                    if accumulate { for q in 0..<n { dx[q] += g[q] } } else { dx.update(from: g, count: n) }
                 }
             }
         }
