@@ -48,6 +48,8 @@ final class PackedBatchTests: XCTestCase {
                 let enc = try TinyBert.encoder(config: TinyBert.config(for: method))
                 var c = TrainingConfiguration()
                 c.method = method
+                // TinyBert's widths (8, 16) take no method's default block size (OFT 32); 4 divides both.
+                if method.spec.options.contains(.blockSize) { c.blockSize = 4 }
                 try RunBuilder.attachAdapters(c, to: enc)
                 var rng = SplitMix64(seed: 11)
                 let head = ClassificationHead(width: enc.config.hiddenSize, classes: 2, rng: &rng)

@@ -188,6 +188,7 @@ extension AdapterMethodSpec {
 public enum AdapterRegistry {
     public static let specs: [any AdapterMethodSpec] = [
         QGOFTMethod(), GOFTMethod(),
+        OFTMethod(), BOFTMethod(),
         LoRAMethod(), RoadMethod(),
         HRAMethod(),
         HeadMethod(), FullMethod(),
