@@ -52,7 +52,7 @@ struct MethodSettings: ParsableArguments {
     var blockSize: Int?
     @Option(name: .customLong("neumann-terms"), help: "OFT: Cayley-Neumann series with this many terms instead of the exact Cayley transform (PEFT's default is 5).")
     var neumannTerms: Int?
-    @Option(name: .customLong("coft-eps"), help: "OFT: constrained OFT, each block's skew part kept within this Frobenius radius.")
+    @Option(name: .customLong("coft-eps"), help: "OFT: constrained OFT (PEFT's coft/eps): the skew parameters are projected onto the Frobenius ball of radius eps / sqrt(number of stored blocks) before each forward.")
     var coftEps: Double?
     @Flag(name: .customLong("block-share"), help: "OFT: one block shared by all blocks of a layer.")
     var blockShare = false
