@@ -38,7 +38,7 @@ public struct ComparisonRow: Codable, Sendable, Equatable {
     public var angleAdjustment: SeedSpread?
     /// Mean ||QᵀQ − I||_F / sqrt(d) over layers; nil for methods without an orthogonal part.
     public var drift: SeedSpread?
-    /// Median seconds between logged steps, median tokens per second.
+    /// Median seconds between logged steps, median tokens per second (nil for the head probe).
     public var stepSeconds: SeedSpread?
     public var tokensPerSecond: SeedSpread?
     public var peakRSSMiB: SeedSpread?
@@ -134,7 +134,9 @@ public struct Comparison: Codable, Sendable, Equatable {
                 }
                 return median(per)
             },
-            tokensPerSecond: spread { median($0.stepRecords.map(\.tokensPerSecond).filter { $0 > 0 }) },
+            // The head probe's steps read cached vectors: tokens per second would say nothing.
+            tokensPerSecond: method.spec.adaptsLinears
+                ? spread { median($0.stepRecords.map(\.tokensPerSecond).filter { $0 > 0 }) } : nil,
             peakRSSMiB: spread { $0.info.peakRSSMiB },
             wallSeconds: spread { $0.stepRecords.last?.elapsed })
     }
