@@ -3,11 +3,11 @@ import Foundation
 import QGOFTCore
 import QGOFTWorkbench
 
-/// `qgoft train`: fine-tune with Givens adapters on a background trainer thread.
+/// `qgoft train`: fine-tune with an adapter method on a background trainer thread.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Fine-tune a frozen encoder with (quasi-)Givens adapters.",
+        abstract: "Fine-tune a frozen encoder with an adapter method (qGOFT by default; `qgoft info` lists them).",
         discussion: """
             Defaults are the PyTorch peer's experiment: all-MiniLM-L6-v2 on Rotten Tomatoes (the \
             peer's 7530/1000 split), qGOFT on query,key,value,attention.output.dense,intermediate.dense,\
