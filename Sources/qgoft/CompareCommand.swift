@@ -141,8 +141,9 @@ struct CompareCommand: ParsableCommand {
                 for seed in seedValues {
                     index += 1
                     let args = trainArguments(method: m, seed: seed, lr: rates[m])
-                    // The configuration the run will have: parsed exactly as `qgoft train` parses it.
-                    let expected = try TrainCommand.parse(args).configuration()
+                    // The configuration the run will have: parsed exactly as `qgoft train` parses it,
+                    // with model and data paths as the session records them (absolute).
+                    let expected = SessionPaths.recording(try TrainCommand.parse(args).configuration())
                     let matching = store.sessionFolders().compactMap { try? LoadedSession.load($0) }
                         .filter { $0.info.configuration == expected }
                     let label = "[\(index)/\(total)] \(m) seed \(seed)"

@@ -6,7 +6,9 @@ import XCTest
 /// when run again, and the refusals of options no compared method takes.
 final class CompareEndToEndTests: ReleaseBinaryTestCase {
     var compareArgs: [String] {
-        ["compare", "--methods", "qgoft,lora", "--seeds", "0,1", "--data", data.path, "--max-steps", "3",
+        // The data by a relative path (the tests run in the scratch folder): reuse must still find
+        // the sessions, which record it absolute.
+        ["compare", "--methods", "qgoft,lora", "--seeds", "0,1", "--data", data.lastPathComponent, "--max-steps", "3",
          "--batch-size", "8", "--max-len", "32", "--threads", "2", "--rank", "2", "--sessions-dir", sessions.path]
     }
 
