@@ -14,7 +14,8 @@ public struct BOFTMethod: AdapterMethodSpec {
     public var method: AdapterMethod { .boft }
     public var summary: String { "BOFT: butterfly products of b x b Cayley-block rotations on the input and a per-output scale, as PEFT's BOFT" }
     public var peftType: String { "BOFT" }
-    public var defaultLearningRate: Double { 2e-3 }
+    /// The learning-rate sweep's best (docs/learning-rates.md: 83.0 % at 5e-3 against 81.6 % at 2e-3).
+    public var defaultLearningRate: Double { 5e-3 }
     public var options: Set<MethodOption> { [.blockSize, .boftFactors] }
 
     func blockSize(_ c: TrainingConfiguration) -> Int { c.blockSize ?? Self.defaultBlockSize }

@@ -10,6 +10,7 @@ public struct QGOFTMethod: AdapterMethodSpec {
     public var peftType: String { "QGOFT" }
     public var peftLoads: Bool { false }
     public var hasPenalty: Bool { true }
+    /// The peer's qGOFT rate, kept by the learning-rate sweep (docs/learning-rates.md).
     public var defaultLearningRate: Double { 3e-3 }
     public var options: Set<MethodOption> { [.layout] }
 
@@ -26,6 +27,7 @@ public struct GOFTMethod: AdapterMethodSpec {
     public var summary: String { "strict Givens rotations theta = pi tanh(p) in the same layout, with a diag(s) scaling unless --no-scaling" }
     public var peftType: String { "GOFT" }
     public var peftLoads: Bool { false }
+    /// The peer's GOFT rate, kept by the learning-rate sweep (docs/learning-rates.md).
     public var defaultLearningRate: Double { 3e-3 }
     public var options: Set<MethodOption> { [.layout, .noScaling] }
 

@@ -11,7 +11,8 @@ public struct LoRAMethod: AdapterMethodSpec {
     public var method: AdapterMethod { .lora }
     public var summary: String { "low-rank update W + s B A (rank r, s = alpha / r, or alpha / sqrt(r) with --rslora), B zero at init" }
     public var peftType: String { "LORA" }
-    /// The PyTorch peer's LoRA r=8 run on this task (../shared/peer/README.md: 83.9 % at 1e-3).
+    /// The PyTorch peer's LoRA r=8 run on this task (../shared/peer/README.md: 83.9 % at 1e-3),
+    /// kept by the learning-rate sweep (docs/learning-rates.md).
     public var defaultLearningRate: Double { 1e-3 }
     public var options: Set<MethodOption> { [.rank, .alpha, .rsLoRA] }
 
