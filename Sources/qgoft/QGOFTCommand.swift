@@ -18,10 +18,11 @@ struct QGOFTCommand: ParsableCommand {
                       BenchCommand.self],
         defaultSubcommand: TrainCommand.self)
 
-    /// Applies `BLASEnvironment` (re-executing once with the chosen OpenBLAS settings), then
+    /// Checks that this CPU has the instructions the build uses (`CPUCheck`), applies `BLASEnvironment` (re-executing once with the chosen OpenBLAS settings), then
     /// parses and runs. Statuses follow `ExitStatus`: a parse or validation error exits with
     /// `usage` (2) rather than the argument parser's 64.
     static func main() {
+        CPUCheck.requireInstructions()
         applyBLASEnvironment()
         ignoreWriteSignals()
         do {
