@@ -168,17 +168,43 @@ final class GELUTests: XCTestCase {
         print("erf max |error| on [-10, 10]: \(worst)")
     }
 
-    /// The 8-lane exp inside GELU against expf, relative error.
+    /// The 8-lane exp (GELU, softmax) against expf, relative error.
     func testFastExpMatchesLibm() {
         var worst: Float = 0
         for i in -8700...8800 {
             let x = Float(i) * 0.01
-            let e = GELU.exp(SIMD8<Float>(repeating: x))[0]
+            let e = VectorMath.exp(SIMD8<Float>(repeating: x))[0]
             worst = max(worst, abs(e - expf(x)) / expf(x))
         }
         XCTAssertLessThan(worst, 5e-7)
-        XCTAssertEqual(GELU.exp(SIMD8<Float>(repeating: -200))[0], 0)
+        XCTAssertEqual(VectorMath.exp(SIMD8<Float>(repeating: -200))[0], 0)
         print("exp max relative error on [-87, 88]: \(worst)")
+    }
+
+    /// Forward and backward against the exact GELU and its derivative in Double (libm's erf and
+    /// exp), over [-10, 10] with a count that is not a multiple of 8, so the ragged tail (which
+    /// goes through the same lanes) is checked too; the backward's normal density reuses the
+    /// erf's exponential.
+    func testForwardAndDerivativeMatchDoubleReference() {
+        let n = 40_003
+        let x = Tensor([n]), y = Tensor([n]), dout = Tensor([n]), dx = Tensor([n])
+        for i in 0..<n {
+            x[i] = -10 + 20 * Float(i) / Float(n - 1)
+            dout[i] = 1 + Float(i % 3)
+        }
+        GELU.forward(out: y.data, x: x.data, count: n)
+        GELU.backward(dx: dx.data, dout: dout.data, x: x.data, count: n)
+        var worstY = 0.0, worstD = 0.0
+        for i in 0..<n {
+            let v = Double(x[i])
+            let cdf = 0.5 * (1 + Foundation.erf(v / 2.0.squareRoot()))
+            let pdf = Foundation.exp(-0.5 * v * v) / (2 * Double.pi).squareRoot()
+            worstY = max(worstY, abs(Double(y[i]) - v * cdf))
+            worstD = max(worstD, abs(Double(dx[i]) - Double(dout[i]) * (cdf + v * pdf)) / Double(dout[i]))
+        }
+        XCTAssertLessThan(worstY, 5e-6, "forward")  // |x| <= 10 times erf's 5e-7
+        XCTAssertLessThan(worstD, 2e-6, "derivative")
+        XCTAssertEqual(dx[n - 1], dout[n - 1], accuracy: 1e-6, "the tail: GELU'(10) = 1")
     }
 }
 
@@ -225,5 +251,30 @@ final class LayerNormResidualTests: XCTestCase {
         XCTAssertEqual(xhat1.array, xhat2.array)
         XCTAssertEqual(rstd1.array, rstd2.array)
         XCTAssertEqual(fused.array, added.array)  // x now holds the sum
+    }
+}
+
+/// Attention's row softmax (eight lanes, a ragged end padded with -inf) against Double.
+final class SoftmaxRowsTests: XCTestCase {
+    func testRowsOfEveryRaggedLengthMatchDouble() {
+        var rng = SplitMix64(seed: 11)
+        for L in [1, 2, 7, 8, 9, 15, 16, 27, 64] {
+            let rows = 3
+            var x = (0..<(rows * L)).map { _ in Float(8 * rng.nextGaussian()) }
+            let ref = x
+            x.withUnsafeMutableBufferPointer { SelfAttention.softmaxRows($0.baseAddress!, rows: rows, seq: L) }
+            for r in 0..<rows {
+                let row = ref[(r * L)..<((r + 1) * L)].map(Double.init)
+                let mx = row.max()!
+                let e = row.map { Foundation.exp($0 - mx) }
+                let s = e.reduce(0, +)
+                var total = 0.0
+                for j in 0..<L {
+                    XCTAssertEqual(Double(x[r * L + j]), e[j] / s, accuracy: 1e-6, "L \(L) row \(r) column \(j)")
+                    total += Double(x[r * L + j])
+                }
+                XCTAssertEqual(total, 1, accuracy: 1e-5, "L \(L) row \(r) sums to 1")
+            }
+        }
     }
 }

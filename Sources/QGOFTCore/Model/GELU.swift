@@ -3,40 +3,20 @@ import Foundation
 /// The exact GELU of BERT, 0.5 x (1 + erf(x / sqrt 2)) — not GPT-2's tanh approximation.
 ///
 /// erf is evaluated with Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the formula of PyTorch's
-/// vectorised CPU erf) and exp with a Cephes-style range reduction and polynomial, eight lanes at
-/// a time. glibc's scalar `erff` and `expf` took 14% of a training step; `GELUTests` checks the
-/// lanes against libm over [-10, 10].
+/// vectorised CPU erf) and exp by `VectorMath.exp`, eight lanes at a time. glibc's scalar `erff`
+/// and `expf` took 14% of a training step; `GELUTests` checks the lanes against libm over [-10, 10].
 public enum GELU {
     typealias V = SIMD8<Float>
-
-    /// exp(x) per lane: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, times 2^n.
-    /// Relative error below 2e-7 for x in [-87, 88]; smaller x give 0 (as expf's underflow does).
-    @inline(__always)
-    static func exp(_ x: V) -> V {
-        let lo = V(repeating: -87.3), hi = V(repeating: 88.7)
-        let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
-        // n = round(x / ln2) with the 1.5 * 2^23 trick: adding it leaves the integer in the low
-        // mantissa bits (Swift's generic Float -> Int32 lane conversion is slow).
-        let shifted = xc * 1.44269504088896341 + 12582912.0
-        let n = shifted - 12582912.0
-        var r = xc - n * 0.693359375  // ln2 split in a high and a low part, as in Cephes
-        r = r - n * -2.12194440e-4
-        var p = V(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        let er = p * r * r + r + 1
-        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        let scale = unsafeBitCast((ni &+ 127) &<< 23, to: V.self)
-        return (er * scale).replacing(with: 0, where: x .< -87.3)
-    }
 
     /// erf per lane (A&S 7.1.26): sign(x) (1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-x^2)),
     /// t = 1 / (1 + p |x|).
     @inline(__always)
-    static func erf(_ x: V) -> V {
+    static func erf(_ x: V) -> V { erfAndGaussian(x).erf }
+
+    /// erf(x) per lane and the exp(-x^2) it is built from: at x = u / sqrt 2 that is
+    /// exp(-u^2 / 2), the normal density's exponential, which the backward needs as well.
+    @inline(__always)
+    static func erfAndGaussian(_ x: V) -> (erf: V, gaussian: V) {
         let ax = x.replacing(with: -x, where: x .< 0)
         let t = 1 / (1 + 0.3275911 * ax)
         var poly = V(repeating: 1.061405429)
@@ -44,8 +24,9 @@ public enum GELU {
         poly = poly * t + 1.421413741
         poly = poly * t - 0.284496736
         poly = poly * t + 0.254829592
-        let r = 1 - poly * t * Self.exp(-(ax * ax))
-        return r.replacing(with: -r, where: x .< 0)
+        let g = VectorMath.exp(-(ax * ax))
+        let r = 1 - poly * t * g
+        return (r.replacing(with: -r, where: x .< 0), g)
     }
 
     /// Scalar erf with the same formula (for tests and the ragged tail).
@@ -59,16 +40,28 @@ public enum GELU {
             var i = range.lowerBound
             while i + 8 <= range.upperBound {
                 let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-                let y = 0.5 * v * (1 + erf(v * 0.70710678118654752))
-                UnsafeMutableRawPointer(out + i).storeBytes(of: y, as: V.self)
+                UnsafeMutableRawPointer(out + i).storeBytes(of: forward(v), as: V.self)
                 i += 8
             }
-            while i < range.upperBound {
-                let v = x[i]
-                out[i] = 0.5 * v * (1 + erf(v * 0.70710678118654752))
-                i += 1
+            if i < range.upperBound {  // the ragged tail through the same lanes
+                var v = V()
+                for l in 0..<(range.upperBound - i) { v[l] = x[i + l] }
+                let y = forward(v)
+                for l in 0..<(range.upperBound - i) { out[i + l] = y[l] }
             }
         }
+    }
+
+    @inline(__always)
+    static func forward(_ v: V) -> V { 0.5 * v * (1 + erf(v * 0.70710678118654752)) }
+
+    /// The derivative per lane, Phi(x) + x phi(x), with phi's exponential taken
+    /// from the erf (exp(-(x / sqrt 2)^2) = exp(-x^2 / 2)) instead of a second exp.
+    @inline(__always)
+    static func derivative(_ v: V) -> V {
+        let (e, g) = erfAndGaussian(v * 0.70710678118654752)
+        let cdf = 0.5 * (1 + e)
+        return cdf + v * (g * 0.39894228040143268)
     }
 
     /// Differentiates out = x Phi(x): dx = dout * (Phi(x) + x phi(x)), Phi the normal CDF,
@@ -81,17 +74,14 @@ public enum GELU {
             while i + 8 <= range.upperBound {
                 let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
                 let g = UnsafeRawPointer(dout + i).loadUnaligned(as: V.self)
-                let cdf = 0.5 * (1 + erf(v * 0.70710678118654752))
-                let pdf = Self.exp(-0.5 * v * v) * 0.39894228040143268
-                UnsafeMutableRawPointer(dx + i).storeBytes(of: g * (cdf + v * pdf), as: V.self)
+                UnsafeMutableRawPointer(dx + i).storeBytes(of: g * derivative(v), as: V.self)
                 i += 8
             }
-            while i < range.upperBound {
-                let v = x[i]
-                let cdf = 0.5 * (1 + erf(v * 0.70710678118654752))
-                let pdf = expf(-0.5 * v * v) * Float(0.39894228040143268)
-                dx[i] = dout[i] * (cdf + v * pdf)
-                i += 1
+            if i < range.upperBound {  // the ragged tail through the same lanes
+                var v = V()
+                for l in 0..<(range.upperBound - i) { v[l] = x[i + l] }
+                let d = derivative(v)
+                for l in 0..<(range.upperBound - i) { dx[i + l] = dout[i + l] * d[l] }
             }
         }
     }

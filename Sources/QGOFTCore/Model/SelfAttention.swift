@@ -50,19 +50,34 @@ public enum SelfAttention {
         }
     }
 
-    /// In place over `rows` score rows of length L: each becomes its softmax.
+    /// In place over `rows` score rows of length L: each becomes its softmax. Eight scores at a
+    /// time through `VectorMath.exp`; a row's ragged end goes through the same lanes, its missing
+    /// lanes padded with -inf (exp gives 0 there).
     @inline(__always)
     static func softmaxRows(_ probs: UnsafeMutablePointer<Float>, rows: Int, seq L: Int) {
+        typealias V = SIMD8<Float>
+        let full = L / 8 * 8
         for row in 0..<rows {
             let r = probs + row * L
             var mx = -Float.infinity
             for j in 0..<L { mx = max(mx, r[j]) }
-            var sum: Float = 0
-            for j in 0..<L {
-                let e = expf(r[j] - mx)
-                r[j] = e
-                sum += e
+            let m = V(repeating: mx)
+            var acc = V()
+            var j = 0
+            while j < full {
+                let e = VectorMath.exp(UnsafeRawPointer(r + j).loadUnaligned(as: V.self) - m)
+                UnsafeMutableRawPointer(r + j).storeBytes(of: e, as: V.self)
+                acc += e
+                j += 8
             }
+            if full < L {
+                var v = V(repeating: -.infinity)
+                for l in 0..<(L - full) { v[l] = r[full + l] }
+                let e = VectorMath.exp(v - m)
+                for l in 0..<(L - full) { r[full + l] = e[l] }
+                acc += e
+            }
+            let sum = acc.sum()
             let inv = sum > 0 ? 1 / sum : 0
             for j in 0..<L { r[j] *= inv }
         }
