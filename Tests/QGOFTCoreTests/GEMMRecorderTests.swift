@@ -98,3 +98,33 @@ final class GEMMRecorderTests: XCTestCase {
         XCTAssertGreaterThan(replay.time(step: 1), 0)
     }
 }
+
+/// The replay's buffers are laid out as the step's memory: operands that shared memory in the
+/// recording share it in the replay, at the same offsets, and nothing else is allocated.
+final class GEMMReplayLayoutTests: XCTestCase {
+    func testReplayBuffersAreTheUnionOfTheRecordedOperands() {
+        let x = Tensor([6, 4]), w1 = Tensor([3, 4]), w2 = Tensor([3, 4]), y = Tensor([6, 6])
+        for i in 0..<x.count { x[i] = Float(i % 5) - 2 }
+        for i in 0..<w1.count { w1[i] = 0.5; w2[i] = -1 }
+        let calls = GEMMRecorder.record {
+            // y[:, 0..<3] = x w1^T and y[:, 3..<6] = x w2^T: one C matrix written in two column
+            // blocks (ldc 6), x read by both.
+            BLAS.gemm(c: y.data, a: x.data, b: w1.data, m: 6, n: 3, k: 4, transB: true, ldc: 6)
+            BLAS.gemm(c: y.data + 3, a: x.data, b: w2.data, m: 6, n: 3, k: 4, transB: true, ldc: 6)
+        }
+        XCTAssertEqual(calls.count, 2)
+        XCTAssertEqual(calls[0].aAddress, calls[1].aAddress, "x shared")
+        XCTAssertEqual(calls[1].cAddress - calls[0].cAddress, 12, "the second block 3 floats to the right")
+        let replay = GEMMReplay(calls: calls)
+        // x (24 floats), w1 and w2 (12 each, separate allocations) and y (36: the two column
+        // blocks span y[0 ..< 33] and y[3 ..< 36]): the union of what the products touch, with x
+        // and y once each, not one operand set per call (which would be 2 x 24 + 24 + 2 x 33).
+        XCTAssertEqual(replay.bufferBytes, 4 * (24 + 12 + 12 + 36))
+        XCTAssertGreaterThan(replay.time(), 0)
+        // The recorded step's own memory is not touched by the replay.
+        XCTAssertEqual(y[0], 0.5 * (x[0] + x[1] + x[2] + x[3]))
+        let before = (0..<y.count).map { y[$0] }
+        replay.run()
+        XCTAssertEqual((0..<y.count).map { y[$0] }, before)
+    }
+}

@@ -48,7 +48,8 @@ public enum BLAS {
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
         if GEMMRecorder.isOn {
-            GEMMRecorder.append(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta)
+            GEMMRecorder.append(m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta,
+                                a: a, b: b, c: c)
         }
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
