@@ -225,7 +225,8 @@ struct BenchCommand: ParsableCommand {
                                       opt.step(learningRates: lrs, weightDecays: wds)
                                   },
                                   repeats: repeats, threads: threads.threads, real: real, seqLen: seqLen,
-                                  trainable: clf.trainableParameterCount, settings: settings, jsonPath: json)
+                                  trainable: clf.trainableParameterCount, settings: settings, jsonPath: json,
+                                  adapterShare: AdapterShare(encoder: loaded.encoder))
             }
             try bench.run()
         }

@@ -4,7 +4,9 @@ import QGOFTCore
 /// `qgoft bench --forward | --train`: warm-up steps, one untimed recording step per timed batch
 /// (every `cblas_sgemm` shape the step makes, `GEMMRecorder`), then `repeats` rounds of the timed
 /// steps, each followed by the same steps' products replayed alone (`GEMMReplay`): the step's
-/// BLAS-bound time. Figures per round and overall; `--json` writes them all.
+/// BLAS-bound time. In training, every timed step is followed by the same step with the adapters'
+/// own work left out (`AdapterShare`): their share of the step. Figures per round and overall;
+/// `--json` writes them all.
 struct StepBench {
     var label: String
     var mode: String
@@ -20,14 +22,26 @@ struct StepBench {
     var trainable: Int?
     var settings: [String: JSONScalar]
     var jsonPath: String?
+    /// Training only: times the same steps again with the adapters' own work left out.
+    var adapterShare: AdapterShare? = nil
 
     /// Where text lines go: stdout, or stderr when the JSON goes to stdout.
     func say(_ s: String) {
         if jsonPath == "-" { writeStandardError(s + "\n") } else { print(s) }
     }
 
+    /// Seconds `body` takes.
+    private func timed(_ body: () -> Void) -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+    }
+
     func run() throws {
-        for b in warmupBatches { step(b) }
+        for b in warmupBatches {
+            step(b)
+            adapterShare?.withoutAdapters { step(b) }
+        }
         // One recording step per distinct timed batch (the padded bench has one batch).
         let distinct = real ? timedBatches.count : 1
         var recorded: [[GEMMRecorder.Call]] = []
@@ -42,19 +56,21 @@ struct StepBench {
 
         var rounds: [RoundFigures] = []
         for r in 0..<repeats {
-            var times: [Double] = [], blas: [Double] = []
+            var times: [Double] = [], blas: [Double] = [], frozen: [Double] = []
             for b in timedBatches {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                step(b)
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+                times.append(timed { step(b) })
+                // The adapters' share: the same step without their work, right after it (the two
+                // see the same state of the machine).
+                adapterShare?.withoutAdapters { frozen.append(timed { step(b) }) }
             }
             for i in 0..<timedBatches.count { blas.append(replay.time(step: real ? i : 0)) }
-            let fig = RoundFigures(round: r + 1, stepSeconds: times, blasSeconds: blas, flops: flops)
+            let fig = RoundFigures(round: r + 1, stepSeconds: times, blasSeconds: blas, flops: flops, frozenSeconds: frozen)
             rounds.append(fig)
             if repeats > 1 { say(fig.line(prefix: "round \(r + 1):")) }
         }
         let all = RoundFigures(round: 0, stepSeconds: rounds.flatMap(\.stepSeconds), blasSeconds: rounds.flatMap(\.blasSeconds),
-                               flops: Array(repeating: flops, count: repeats).flatMap { $0 })
+                               flops: Array(repeating: flops, count: repeats).flatMap { $0 },
+                               frozenSeconds: rounds.flatMap(\.frozenSeconds))
 
         let realTokens = timedBatches.map(\.realTokens)
         let slots = timedBatches.map { real ? $0.batch * $0.seq : $0.batch * seqLen }
@@ -83,6 +99,10 @@ struct StepBench {
         say(String(format: "BLAS-bound: %@ gemm calls/step, %.2f GFLOP/step; the same products alone: median %.1f ms/step (%.0f GFLOP/s); achieved fraction %.2f (BLAS-bound / step time, median over steps); step at %.0f GFLOP/s",
                    calls.min() == calls.max() ? "\(calls[0])" : "\(calls.min() ?? 0)-\(calls.max() ?? 0)", gflop, all.blas.median * 1000,
                    all.blasGFLOPS, all.fraction.median, all.stepGFLOPS))
+        if let share = all.adapterShare {
+            say(String(format: "adapters' own work: %.1f ms/step, %.1f %% of the step (the same steps with every adapter replaced by its frozen product alone: median %.1f ms)",
+                       (all.step.median - all.frozen.median) * 1000, share * 100, all.frozen.median * 1000))
+        }
         if real {
             say(String(format: "tokens/s %.0f (real), %.0f (per padded slot, batch x its longest sequence: the trainer's dynamic padding)  peak RSS %.0f MiB",
                        tokensReal, tokensSlot, rssSteps))
@@ -178,9 +198,14 @@ struct RoundFigures {
     var stepSeconds: [Double]
     var blasSeconds: [Double]
     var flops: [Double]
+    /// The same steps without the adapters' own work (`AdapterShare`); empty where not measured.
+    var frozenSeconds: [Double] = []
 
     var step: Spread { Spread(stepSeconds) }
     var blas: Spread { Spread(blasSeconds) }
+    var frozen: Spread { Spread(frozenSeconds) }
+    /// 1 - median frozen-only step / median step: the adapters' share of a step.
+    var adapterShare: Double? { frozenSeconds.isEmpty ? nil : 1 - frozen.median / step.median }
     /// BLAS-bound time / step time, step by step.
     var fraction: Spread { Spread(zip(blasSeconds, stepSeconds).map { $0 / $1 }) }
     var stepGFLOPS: Double { flops.reduce(0, +) / stepSeconds.reduce(0, +) / 1e9 }
@@ -191,6 +216,7 @@ struct RoundFigures {
         return String(format: "%@ ms/step median %.1f  min %.1f  max %.1f  IQR %.1f-%.1f (%.1f); BLAS-bound median %.1f ms, achieved fraction %.2f; %.0f GFLOP/s",
                       prefix, s.median * 1000, s.min * 1000, s.max * 1000, s.q1 * 1000, s.q3 * 1000, s.iqr * 1000,
                       b.median * 1000, fraction.median, stepGFLOPS)
+            + (adapterShare.map { String(format: "; adapters %.1f %%", $0 * 100) } ?? "")
     }
 
     var json: [String: Any] {
@@ -199,6 +225,11 @@ struct RoundFigures {
                                 "step_times_ms": stepSeconds.map { $0 * 1000 }, "blas_bound_times_ms": blasSeconds.map { $0 * 1000 },
                                 "step_gflop_per_s": stepGFLOPS, "blas_gflop_per_s": blasGFLOPS]
         if round > 0 { d["round"] = round }
+        if let share = adapterShare {
+            d["frozen_products_only_ms"] = frozen.json(scale: 1000)
+            d["frozen_products_only_times_ms"] = frozenSeconds.map { $0 * 1000 }
+            d["adapters_share"] = share
+        }
         return d
     }
 }
