@@ -5,10 +5,18 @@
 //   x, y, dx, dy   [N, d]   row-major activations
 //   coef           [P, 4]   block k = [[a, b], [c, e]] stored a, b, c, e (= givens_soft [P, 2, 2])
 //   scale          [d]      optional diag(s) after the last stage (GOFT)
-//   cache          [G, 2P (+ U)] lanes, G = ceil(N / 8) groups of 8 rows: per group the pair
-//                  (x_i, x_j) entering every block, i.e. 2 (d - 1) floats per row for the tree
-//                  (25 MB for d = 1536 and 2048 rows); with a scale, also the inputs of the U
-//                  coordinates no block touches (U = 0 unless d = 1)
+//   cache          [G, d] lanes, G = ceil(N / 8) groups of 8 rows: the layer input x of every
+//                  group, transposed (d floats per row: 12.6 MB for d = 1536 and 2048 rows)
+//   local          [2P (+ U)] lanes per chunk: the pair (x_i, x_j) entering every block for the
+//                  group the backward is on, recomputed from the cached x (2 (d - 1) floats per
+//                  row for the tree: 98 KB for d = 1536, in L2); with a scale, also the inputs of
+//                  the U coordinates no block touches (U = 0 unless d = 1)
+//
+// Recomputation: the forward keeps only x, and the backward runs the group through the stages
+// again before differentiating them. The recomputed pair values are the forward's to the bit (the
+// same operations on the same floats), the cache is half the size of one holding every stage's
+// input, and the stage inputs never leave the core's caches: the forward writes d floats a row to
+// memory instead of 2 (d - 1), and the backward reads d instead of 2 (d - 1).
 //
 // Vectorisation: rows are independent, so 8 rows go through the stages together, one row per
 // SIMD lane. A group of 8 rows is transposed into `buf` [d] lanes (12 KB for d = 384, 48 KB for
@@ -54,10 +62,12 @@ final class GivensStageKernel {
     /// Rows of the last saved forward (nil: nothing saved yet).
     private(set) var savedRows: Int?
 
-    /// Lanes per group in the cache: the pair (x_i, x_j) entering every block, then, when the
-    /// saved forward had a scale, the inputs of untouched coordinates.
-    private var lanesPerGroup: Int { 2 * blockCount + (savedHasScale ? untouched.count : 0) }
-    /// The cache of stage inputs, `cacheLanes` lanes (8 floats each).
+    /// Lanes per group in the cache: the group's input x, transposed.
+    private var lanesPerGroup: Int { width }
+    /// Lanes of the backward's recomputed stage inputs: the pair (x_i, x_j) entering every block,
+    /// then the inputs of untouched coordinates.
+    private var localLanes: Int { 2 * blockCount + untouched.count }
+    /// The cache of layer inputs, `cacheLanes` lanes (8 floats each).
     private var cache: UnsafeMutablePointer<Lanes>
     private var cacheLanes: Int
 
@@ -127,7 +137,7 @@ final class GivensStageKernel {
     /// Grows the cache to hold a saved forward of `rows` rows (with or without scale slots).
     func reserve(rows: Int) {
         let groups = (rows + 7) / 8
-        let need = groups * (2 * blockCount + untouched.count)
+        let need = groups * width
         if need > cacheLanes {
             cache.deallocate()
             cache = .allocate(capacity: need)
@@ -140,7 +150,8 @@ final class GivensStageKernel {
         Parallel.chunkCount(count: groups, minRowsPerChunk: Self.minGroupsPerChunk)
     }
 
-    private var scratchLanesPerChunk: Int { 2 * width + 4 * blockCount }
+    /// buf [d], the gradient accumulators [4P] and [d], the recomputed stage inputs [2P + U].
+    private var scratchLanesPerChunk: Int { 2 * width + 4 * blockCount + localLanes }
 
     private func ensureScratch(chunks: Int) {
         let lanes = chunks * scratchLanesPerChunk
@@ -264,11 +275,34 @@ final class GivensStageKernel {
         }
     }
 
+    // MARK: stages
+
+    /// Runs the blocks in order over the lanes in `buf` [d]: buf_i, buf_j = a x_i + b x_j,
+    /// c x_i + e x_j. With `save`, keeps the pair entering block k at save[2k], save[2k + 1].
+    @inline(__always)
+    private static func runStages(
+        _ buf: UnsafeMutablePointer<Lanes>, pairIndex: UnsafePointer<Int32>, coef: UnsafePointer<Float>,
+        blocks p: Int, save: UnsafeMutablePointer<Lanes>?
+    ) {
+        for k in 0..<p {
+            let i = Int(pairIndex[2 * k])
+            let j = Int(pairIndex[2 * k + 1])
+            let xi = buf[i]
+            let xj = buf[j]
+            if let save {
+                save[2 * k] = xi
+                save[2 * k + 1] = xj
+            }
+            let c4 = coef + 4 * k
+            buf[i] = Lanes(repeating: c4[0]) * xi + Lanes(repeating: c4[1]) * xj
+            buf[j] = Lanes(repeating: c4[2]) * xi + Lanes(repeating: c4[3]) * xj
+        }
+    }
+
     // MARK: forward
 
-    /// y[N, d] = diag(scale) S_L ... S_1 x per row (scale optional). With `save`, keeps the pair
-    /// values entering every block (and `coef`, `scale`) for `backward`; without, touches no
-    /// saved state (evaluation).
+    /// y[N, d] = diag(scale) S_L ... S_1 x per row (scale optional). With `save`, keeps x (and
+    /// `coef`, `scale`) for `backward`; without, touches no saved state (evaluation).
     func forward(
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
         coef: UnsafePointer<Float>, scale: UnsafePointer<Float>?, save: Bool
@@ -287,7 +321,6 @@ final class GivensStageKernel {
         let chunks = chunkCount(groups: groups)
         ensureScratch(chunks: chunks)
         let perGroup = lanesPerGroup
-        let untouchedSlots = scale != nil ? untouched : []
         let scratch = self.scratch
         let perChunk = scratchLanesPerChunk
         let padRows = self.padRows
@@ -304,32 +337,9 @@ final class GivensStageKernel {
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
                 Self.gather(buf, x + r0 * d, rows: n, width: d, zeroRow: zeroRow)
-                if let cache {
-                    // Stage inputs saved block by block: X_k = (x_i, x_j) entering block k.
-                    let cg = cache + g * perGroup
-                    for k in 0..<p {
-                        let i = Int(pairIndex[2 * k])
-                        let j = Int(pairIndex[2 * k + 1])
-                        let xi = buf[i]
-                        let xj = buf[j]
-                        cg[2 * k] = xi
-                        cg[2 * k + 1] = xj
-                        let c4 = coef + 4 * k
-                        buf[i] = Lanes(repeating: c4[0]) * xi + Lanes(repeating: c4[1]) * xj
-                        buf[j] = Lanes(repeating: c4[2]) * xi + Lanes(repeating: c4[3]) * xj
-                    }
-                    for (u, m) in untouchedSlots.enumerated() { cg[2 * p + u] = buf[m] }
-                } else {
-                    for k in 0..<p {
-                        let i = Int(pairIndex[2 * k])
-                        let j = Int(pairIndex[2 * k + 1])
-                        let xi = buf[i]
-                        let xj = buf[j]
-                        let c4 = coef + 4 * k
-                        buf[i] = Lanes(repeating: c4[0]) * xi + Lanes(repeating: c4[1]) * xj
-                        buf[j] = Lanes(repeating: c4[2]) * xi + Lanes(repeating: c4[3]) * xj
-                    }
-                }
+                // The backward recomputes the stage inputs from x (see the header).
+                if let cache { (cache + g * perGroup).update(from: buf, count: d) }
+                Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: nil)
                 // y = diag(s) z, applied while transposing back.
                 Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, scale: scale)
             }
@@ -381,6 +391,7 @@ final class GivensStageKernel {
             let buf = scratch + chunk * perChunk
             let accB = buf + d  // [4P] lanes: da, db, dc, de per block
             let accS = accB + 4 * p  // [d] lanes: ds
+            let local = accS + d  // [2P + U] lanes: the recomputed stage inputs of the group
             accB.update(repeating: .zero, count: 4 * p)
             if hasScale { accS.update(repeating: .zero, count: d) }
             let zeroRow = padRows + chunk * 2 * d
@@ -389,7 +400,11 @@ final class GivensStageKernel {
             for g in range {
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
-                let cg = cache + g * perGroup
+                // The pair entering every block, recomputed from the cached x: the forward's floats.
+                buf.update(from: cache + g * perGroup, count: d)
+                for (u, m) in untouched.enumerated() { local[2 * p + u] = buf[m] }
+                Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: local)
+                let cg = UnsafePointer(local)
                 Self.gather(buf, dy + r0 * d, rows: n, width: d, zeroRow: zeroRow)
                 if hasScale {
                     // y = diag(s) z. Untouched coordinates: z_m = x_m (cached).
