@@ -24,14 +24,8 @@ public enum LayerNorm {
                     let rr = residual + r * C
                     for c in 0..<C { xr[c] += rr[c] }
                 }
-                var sum: Double = 0
-                for c in 0..<C { sum += Double(xr[c]) }
-                let mean = sum / Double(C)
-                var sq: Double = 0
-                for c in 0..<C {
-                    let dlt = Double(xr[c]) - mean
-                    sq += dlt * dlt
-                }
+                let mean = Self.sum(xr, C) / Double(C)
+                let sq = Self.squaredDeviations(xr, C, from: mean)
                 let rs = Float(1.0 / (sq / Double(C) + Double(eps)).squareRoot())
                 let m = Float(mean)
                 let orow = out + r * C
@@ -50,6 +44,43 @@ public enum LayerNorm {
         }
     }
 
+    /// sum_c x[c] in Double, four partial sums (lanes) added at the end.
+    @inline(__always)
+    static func sum(_ x: UnsafePointer<Float>, _ C: Int) -> Double {
+        var acc = SIMD4<Double>()
+        var c = 0
+        while c + 4 <= C {
+            acc += SIMD4<Double>(Double(x[c]), Double(x[c + 1]), Double(x[c + 2]), Double(x[c + 3]))
+            c += 4
+        }
+        var s = acc.sum()
+        while c < C {
+            s += Double(x[c])
+            c += 1
+        }
+        return s
+    }
+
+    /// sum_c (x[c] - mean)^2 in Double, four partial sums.
+    @inline(__always)
+    static func squaredDeviations(_ x: UnsafePointer<Float>, _ C: Int, from mean: Double) -> Double {
+        var acc = SIMD4<Double>()
+        let m = SIMD4<Double>(repeating: mean)
+        var c = 0
+        while c + 4 <= C {
+            let d = SIMD4<Double>(Double(x[c]), Double(x[c + 1]), Double(x[c + 2]), Double(x[c + 3])) - m
+            acc += d * d
+            c += 4
+        }
+        var s = acc.sum()
+        while c < C {
+            let d = Double(x[c]) - mean
+            s += d * d
+            c += 1
+        }
+        return s
+    }
+
     /// Differentiates out = xhat * gamma + beta, xhat = (x - mean) * rstd:
     /// with g = dout * gamma, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (written, or added
     /// with `accumulate`); dgamma += sum_rows dout * xhat; dbeta += sum_rows dout (when non-nil;
@@ -66,11 +97,22 @@ public enum LayerNorm {
                 let (dx, dout, xhat, rstd, gamma) = job.value
                 for r in range {
                     let dor = dout + r * C, hr = xhat + r * C, dxr = dx + r * C
-                    var sumG: Float = 0, sumGH: Float = 0
-                    for c in 0..<C {
+                    // sum g and sum g xhat, eight partial sums (lanes) each.
+                    var accG = SIMD8<Float>(), accGH = SIMD8<Float>()
+                    var c = 0
+                    while c + 8 <= C {
+                        let g = UnsafeRawPointer(dor + c).loadUnaligned(as: SIMD8<Float>.self)
+                            * UnsafeRawPointer(gamma + c).loadUnaligned(as: SIMD8<Float>.self)
+                        accG += g
+                        accGH += g * UnsafeRawPointer(hr + c).loadUnaligned(as: SIMD8<Float>.self)
+                        c += 8
+                    }
+                    var sumG = accG.sum(), sumGH = accGH.sum()
+                    while c < C {
                         let g = dor[c] * gamma[c]
                         sumG += g
                         sumGH += g * hr[c]
+                        c += 1
                     }
                     let meanG = sumG / Float(C), meanGH = sumGH / Float(C)
                     let rs = rstd[r]
