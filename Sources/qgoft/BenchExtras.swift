@@ -82,27 +82,31 @@ enum AdapterBench {
             randomize(a, &rng)
             a.reserve(rows: rows)
         }
-        var buffers = [Int: (x: [Float], y: [Float], dy: [Float], dx: [Float])]()
+        // Raw buffers per width: a dictionary of arrays would copy an array at every
+        // `withUnsafeMutableBufferPointer` on a value taken out of it (copy on write), and time that.
+        var buffers = [Int: (x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+                             dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>)]()
         for d in [384, 1536] {
-            buffers[d] = (gaussian(rows * d, &rng), [Float](repeating: 0, count: rows * d),
-                          gaussian(rows * d, &rng), [Float](repeating: 0, count: rows * d))
+            let n = rows * d
+            let x = UnsafeMutablePointer<Float>.allocate(capacity: n), dy = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: n), dx = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            x.initialize(from: gaussian(n, &rng), count: n)
+            dy.initialize(from: gaussian(n, &rng), count: n)
+            y.initialize(repeating: 0, count: n)
+            dx.initialize(repeating: 0, count: n)
+            buffers[d] = (x, y, dy, dx)
         }
+        defer { for b in buffers.values { b.x.deallocate(); b.y.deallocate(); b.dy.deallocate(); b.dx.deallocate() } }
         var best = Double.infinity
         for it in 0..<(repeats + 1) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             for a in adapters {
-                guard var b = buffers[a.width] else { continue }
-                b.x.withUnsafeBufferPointer { xb in
-                    b.y.withUnsafeMutableBufferPointer { a.forward(y: $0.baseAddress!, x: xb.baseAddress!, rows: rows, saveForBackward: true) }
-                }
-                buffers[a.width] = b
+                guard let b = buffers[a.width] else { continue }
+                a.forward(y: b.y, x: b.x, rows: rows, saveForBackward: true)
             }
             for a in adapters.reversed() {
-                guard var b = buffers[a.width] else { continue }
-                b.dy.withUnsafeBufferPointer { gb in
-                    b.dx.withUnsafeMutableBufferPointer { a.backward(dx: $0.baseAddress!, dy: gb.baseAddress!, rows: rows) }
-                }
-                buffers[a.width] = b
+                guard let b = buffers[a.width] else { continue }
+                a.backward(dx: b.dx, dy: b.dy, rows: rows)
             }
             if it > 0 { best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6) }
         }
