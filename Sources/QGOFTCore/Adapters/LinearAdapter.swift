@@ -140,8 +140,12 @@ extension InputAdapter {
             return
         }
         backward(dx: scratch2, dy: UnsafePointer(scratch), rows: rows)
-        let n = rows * width
-        for i in 0..<n { dx[i] += scratch2[i] }
+        let w = width
+        let job = UncheckedSendable((dx, scratch2))  // disjoint rows per chunk
+        Parallel.forEachChunk(count: rows, minRowsPerChunk: 64) { _, range in
+            let (dx, add) = job.value
+            for i in (range.lowerBound * w)..<(range.upperBound * w) { dx[i] += add[i] }
+        }
     }
 
     /// W' = W Q; the bias is unchanged.
