@@ -134,7 +134,7 @@ final class GivensStageKernel {
 
     // MARK: buffers
 
-    /// Grows the cache to hold a saved forward of `rows` rows (with or without scale slots).
+    /// Grows the cache to hold the input of a saved forward of `rows` rows.
     func reserve(rows: Int) {
         let groups = (rows + 7) / 8
         let need = groups * width
