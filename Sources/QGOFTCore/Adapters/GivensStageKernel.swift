@@ -62,12 +62,11 @@ final class GivensStageKernel {
     /// Rows of the last saved forward (nil: nothing saved yet).
     private(set) var savedRows: Int?
 
-    /// Lanes per group in the cache: the group's input x, transposed.
-    private var lanesPerGroup: Int { width }
     /// Lanes of the backward's recomputed stage inputs: the pair (x_i, x_j) entering every block,
     /// then the inputs of untouched coordinates.
     private var localLanes: Int { 2 * blockCount + untouched.count }
-    /// The cache of layer inputs, `cacheLanes` lanes (8 floats each).
+    /// The cache of layer inputs, `cacheLanes` lanes (8 floats each): d lanes per group, the
+    /// group's input x transposed.
     private var cache: UnsafeMutablePointer<Lanes>
     private var cacheLanes: Int
 
@@ -320,7 +319,6 @@ final class GivensStageKernel {
         let groups = (rows + 7) / 8
         let chunks = chunkCount(groups: groups)
         ensureScratch(chunks: chunks)
-        let perGroup = lanesPerGroup
         let scratch = self.scratch
         let perChunk = scratchLanesPerChunk
         let padRows = self.padRows
@@ -338,7 +336,7 @@ final class GivensStageKernel {
                 let n = min(8, rows - r0)
                 Self.gather(buf, x + r0 * d, rows: n, width: d, zeroRow: zeroRow)
                 // The backward recomputes the stage inputs from x (see the header).
-                if let cache { (cache + g * perGroup).update(from: buf, count: d) }
+                if let cache { (cache + g * d).update(from: buf, count: d) }
                 Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: nil)
                 // y = diag(s) z, applied while transposing back.
                 Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, scale: scale)
@@ -372,7 +370,6 @@ final class GivensStageKernel {
         let groups = (rows + 7) / 8
         let chunks = chunkCount(groups: groups)
         ensureScratch(chunks: chunks)
-        let perGroup = lanesPerGroup
         let hasScale = savedHasScale
         let coef = UnsafePointer(savedCoef)
         let scale = UnsafePointer(savedScale)
@@ -401,7 +398,7 @@ final class GivensStageKernel {
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
                 // The pair entering every block, recomputed from the cached x: the forward's floats.
-                buf.update(from: cache + g * perGroup, count: d)
+                buf.update(from: cache + g * d, count: d)
                 for (u, m) in untouched.enumerated() { local[2 * p + u] = buf[m] }
                 Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: local)
                 let cg = UnsafePointer(local)

@@ -29,7 +29,7 @@ public enum GELU {
         return (r.replacing(with: -r, where: x .< 0), g)
     }
 
-    /// Scalar erf with the same formula (for tests and the ragged tail).
+    /// Scalar erf with the same formula (for tests).
     public static func erf(_ x: Float) -> Float { erf(V(repeating: x))[0] }
 
     /// out[n] = 0.5 x (1 + erf(x / sqrt 2)) for n < count. `out` may alias `x`.
@@ -44,10 +44,8 @@ public enum GELU {
                 i += 8
             }
             if i < range.upperBound {  // the ragged tail through the same lanes
-                var v = V()
-                for l in 0..<(range.upperBound - i) { v[l] = x[i + l] }
-                let y = forward(v)
-                for l in 0..<(range.upperBound - i) { out[i + l] = y[l] }
+                let n = range.upperBound - i
+                VectorMath.store(forward(VectorMath.load(x + i, count: n)), to: out + i, count: n)
             }
         }
     }
@@ -78,10 +76,9 @@ public enum GELU {
                 i += 8
             }
             if i < range.upperBound {  // the ragged tail through the same lanes
-                var v = V()
-                for l in 0..<(range.upperBound - i) { v[l] = x[i + l] }
-                let d = derivative(v)
-                for l in 0..<(range.upperBound - i) { dx[i + l] = dout[i + l] * d[l] }
+                let n = range.upperBound - i
+                let g = VectorMath.load(dout + i, count: n)
+                VectorMath.store(g * derivative(VectorMath.load(x + i, count: n)), to: dx + i, count: n)
             }
         }
     }

@@ -71,10 +71,8 @@ public enum SelfAttention {
                 j += 8
             }
             if full < L {
-                var v = V(repeating: -.infinity)
-                for l in 0..<(L - full) { v[l] = r[full + l] }
-                let e = VectorMath.exp(v - m)
-                for l in 0..<(L - full) { r[full + l] = e[l] }
+                let e = VectorMath.exp(VectorMath.load(r + full, count: L - full, padding: -.infinity) - m)
+                VectorMath.store(e, to: r + full, count: L - full)
                 acc += e
             }
             let sum = acc.sum()

@@ -119,7 +119,8 @@ public final class GEMMReplay: @unchecked Sendable {
         var c: UnsafeMutablePointer<Float>
     }
 
-    /// One buffer per touched byte range of the step: `memory` spans `bytes` bytes.
+    /// One buffer per touched byte range [start, end) of the step: `memory` as allocated, `base`
+    /// the byte that stands for `start` (the same alignment modulo 64).
     private struct Region {
         var start: UInt, end: UInt
         var memory: UnsafeMutableRawPointer

@@ -3,6 +3,21 @@
 public enum VectorMath {
     typealias V = SIMD8<Float>
 
+    /// The first `count` (< 8) floats at `p` in lanes 0 ..< count, `padding` in the others: a
+    /// ragged tail goes through the same lanes as the rest.
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, count: Int, padding: Float = 0) -> V {
+        var v = V(repeating: padding)
+        for l in 0..<count { v[l] = p[l] }
+        return v
+    }
+
+    /// Lanes 0 ..< count of `v` to `p`.
+    @inline(__always)
+    static func store(_ v: V, to p: UnsafeMutablePointer<Float>, count: Int) {
+        for l in 0..<count { p[l] = v[l] }
+    }
+
     /// exp(x) per lane: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial, times 2^n.
     /// Relative error below 2e-7 for x in [-87, 88]; smaller x give 0 (as expf's underflow does).
     @inline(__always)
