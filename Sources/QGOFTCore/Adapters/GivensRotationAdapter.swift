@@ -97,12 +97,12 @@ public final class GivensRotationAdapter: GivensAdapter {
     /// a = cos theta, b = -sin theta, c = sin theta, e = cos theta, so
     /// dtheta = -sin theta da - cos theta db + cos theta dc - sin theta de, and with
     /// theta = pi tanh(p): dp = dtheta * pi (1 - tanh^2 p). dx = Q^T dy.
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
         let p = blockCount
         dCoef.withUnsafeMutableBufferPointer { gc in
             dScale.withUnsafeMutableBufferPointer { gs in
                 guard let gcBase = gc.baseAddress, let gsBase = gs.baseAddress else { return }
-                kernel.backward(dx: dx, dy: dy, rows: rows, dCoef: gcBase, dScale: scaler == nil ? nil : gsBase)
+                kernel.backward(dx: dx, dy: dy, rows: rows, accumulate: accumulate, dCoef: gcBase, dScale: scaler == nil ? nil : gsBase)
                 let gradP = angles.grad.data
                 for k in 0..<p {
                     let t = tanh(Double(savedAngles[k]))

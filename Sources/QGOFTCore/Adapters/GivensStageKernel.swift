@@ -235,12 +235,13 @@ final class GivensStageKernel {
         }
     }
 
-    /// dst[l d + m] = scale[m] * buf[m] lane l for l < n (scale 1 when nil); the lanes of
-    /// missing rows go to `sinkRow`.
+    /// dst[l d + m] = scale[m] * buf[m] lane l for l < n (scale 1 when nil), or with `add`
+    /// dst[l d + m] += buf[m] lane l; the lanes of missing rows go to `sinkRow` (initialised
+    /// memory, when adding: it is read).
     @inline(__always)
     private static func scatter(
         _ dst: UnsafeMutablePointer<Float>, _ buf: UnsafePointer<Lanes>, rows n: Int, width d: Int,
-        sinkRow: UnsafeMutablePointer<Float>, scale: UnsafePointer<Float>? = nil
+        sinkRow: UnsafeMutablePointer<Float>, scale: UnsafePointer<Float>? = nil, add: Bool = false
     ) {
         let t0 = dst
         let t1 = n > 1 ? dst + d : sinkRow
@@ -259,8 +260,12 @@ final class GivensStageKernel {
                 v2 *= Lanes(repeating: scale[m + 2])
                 v3 *= Lanes(repeating: scale[m + 3])
             }
-            let (l0, l1, l2, l3) = transpose4(v0.lowHalf, v1.lowHalf, v2.lowHalf, v3.lowHalf)
-            let (h0, h1, h2, h3) = transpose4(v0.highHalf, v1.highHalf, v2.highHalf, v3.highHalf)
+            var (l0, l1, l2, l3) = transpose4(v0.lowHalf, v1.lowHalf, v2.lowHalf, v3.lowHalf)
+            var (h0, h1, h2, h3) = transpose4(v0.highHalf, v1.highHalf, v2.highHalf, v3.highHalf)
+            if add {
+                l0 += load4(t0 + m); l1 += load4(t1 + m); l2 += load4(t2 + m); l3 += load4(t3 + m)
+                h0 += load4(t4 + m); h1 += load4(t5 + m); h2 += load4(t6 + m); h3 += load4(t7 + m)
+            }
             store4(l0, t0 + m); store4(l1, t1 + m); store4(l2, t2 + m); store4(l3, t3 + m)
             store4(h0, t4 + m); store4(h1, t5 + m); store4(h2, t6 + m); store4(h3, t7 + m)
             m += 4
@@ -268,6 +273,9 @@ final class GivensStageKernel {
         while m < d {
             var v = buf[m]
             if let scale { v *= Lanes(repeating: scale[m]) }
+            if add {
+                v += Lanes(t0[m], t1[m], t2[m], t3[m], t4[m], t5[m], t6[m], t7[m])
+            }
             t0[m] = v[0]; t1[m] = v[1]; t2[m] = v[2]; t3[m] = v[3]
             t4[m] = v[4]; t5[m] = v[5]; t6[m] = v[6]; t7[m] = v[7]
             m += 1
@@ -353,9 +361,10 @@ final class GivensStageKernel {
     ///   dB_k = sum_rows dY X^T, i.e. da += dY_i x_i, db += dY_i x_j, dc += dY_j x_i, de += dY_j x_j;
     ///   dX = B_k^T dY, i.e. dx_i = a dY_i + c dY_j, dx_j = b dY_i + e dY_j.
     /// Writes (overwrites) dCoef [P, 4] and, when the forward had a scale, dScale [d], summed
-    /// over rows; writes dx [N, d] = Q^T dy when non-nil.
+    /// over rows; writes dx [N, d] = Q^T dy when non-nil, or with `accumulate` adds it to dx
+    /// while transposing back.
     func backward(
-        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
+        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
         dCoef: UnsafeMutablePointer<Double>, dScale: UnsafeMutablePointer<Double>?
     ) {
         guard let saved = savedRows else {
@@ -393,7 +402,7 @@ final class GivensStageKernel {
             if hasScale { accS.update(repeating: .zero, count: d) }
             let zeroRow = padRows + chunk * 2 * d
             let sinkRow = zeroRow + d
-            zeroRow.update(repeating: 0, count: d)
+            zeroRow.update(repeating: 0, count: 2 * d)  // the sink row too: an adding scatter reads it
             for g in range {
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
@@ -460,7 +469,7 @@ final class GivensStageKernel {
                         k -= 1
                     }
                 }
-                if let dx { Self.scatter(dx + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow) }
+                if let dx { Self.scatter(dx + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, add: accumulate) }
             }
             // Lanes summed in lane order, in Double.
             let out = reduced + chunk * perChunkReduced

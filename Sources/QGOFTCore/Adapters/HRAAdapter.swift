@@ -257,7 +257,7 @@ public final class HRAAdapter: InputAdapter {
     /// reflection, none skipped). Through the normalisation v = u / |u|:
     ///     dL/du_i = (dL/dv_i - v_i (v_i . dL/dv_i)) / |u_i|   (0 for a zero column),
     /// added to `hra_u.grad` at (m, i). Per-chunk sums in Double, added in chunk order.
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
         guard let saved = savedRows, saved == rows else {
             preconditionFailure("HRA backward of \(rows) rows without a saved forward of them")
         }
@@ -289,7 +289,10 @@ public final class HRAAdapter: InputAdapter {
                     let c2 = 2 * t
                     for m in 0..<d { g[m] -= c2 * vi[m] }
                 }
-                if let dx { (dx + row * d).update(from: g, count: d) }
+                if let dx {
+                    let out = dx + row * d
+                    if accumulate { for m in 0..<d { out[m] += g[m] } } else { out.update(from: g, count: d) }
+                }
             }
         }
         // Sum the chunks in order into dvd [r, d].

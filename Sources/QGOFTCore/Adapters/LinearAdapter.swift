@@ -109,8 +109,10 @@ public protocol InputAdapter: LinearAdapter {
     func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool)
 
     /// Given dy[rows, d] = dL/d(Q x) of the last saved forward, accumulates dL/dparameters and
-    /// writes dx[rows, d] = Q^T dy (when `dx` is non-nil).
-    func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int)
+    /// writes dx[rows, d] = Q^T dy (when `dx` is non-nil), or with `accumulate` adds it to dx in
+    /// the same pass (dx += Q^T dy, each element the float sum of the old value and the one the
+    /// plain call writes).
+    func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool)
 
     /// w[rows, d] <- w Q row by row (each row w_r becomes Q^T w_r): W' = W Q.
     func mergeIntoRows(_ w: UnsafeMutablePointer<Float>, rows: Int)
@@ -127,25 +129,17 @@ extension InputAdapter {
         base.forward(y: y, x: UnsafePointer(scratch), rows: rows)
     }
 
-    /// d(Qx) = dy W into `scratch`; then dx = Q^T d(Qx) (through `scratch2` when adding).
+    /// dx[rows, d] = Q^T dy, written (the form tests and benches call).
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int) {
+        backward(dx: dx, dy: dy, rows: rows, accumulate: false)
+    }
+
+    /// d(Qx) = dy W into `scratch`; then dx = Q^T d(Qx), written or added by the adapter itself
+    /// while it transposes back (no second buffer, no second pass). `scratch2` is not used.
     public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
                          accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         base.backwardInput(dx: scratch, dy: dy, rows: rows, accumulate: false)
-        guard let dx else {
-            backward(dx: nil, dy: UnsafePointer(scratch), rows: rows)
-            return
-        }
-        if !accumulate {
-            backward(dx: dx, dy: UnsafePointer(scratch), rows: rows)
-            return
-        }
-        backward(dx: scratch2, dy: UnsafePointer(scratch), rows: rows)
-        let w = width
-        let job = UncheckedSendable((dx, scratch2))  // disjoint rows per chunk
-        Parallel.forEachChunk(count: rows, minRowsPerChunk: 64) { _, range in
-            let (dx, add) = job.value
-            for i in (range.lowerBound * w)..<(range.upperBound * w) { dx[i] += add[i] }
-        }
+        backward(dx: dx, dy: UnsafePointer(scratch), rows: rows, accumulate: accumulate)
     }
 
     /// W' = W Q; the bias is unchanged.

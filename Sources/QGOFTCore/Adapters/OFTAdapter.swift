@@ -205,7 +205,7 @@ public final class OFTAdapter: InputAdapter {
     ///   dR_k = X_k^T dY_k  (summed over the blocks when shared),  dX_k = dY_k R_k^T,
     ///   dS_k from dR_k through the Cayley transform (`CayleyBlocks.exactBackward` / `neumannBackward`),
     ///   dv[(i, j)] = dS[i, j] - dS[j, i] (S[i, j] = v, S[j, i] = -v).
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
         precondition(hasSaved, "OFT backward without a saved forward")
         precondition(rows == savedRows, "OFT backward rows \(rows) != saved forward rows \(savedRows)")
         let b = blockSize, d = width, bb = b * b, n = triangleCount
@@ -220,19 +220,20 @@ public final class OFTAdapter: InputAdapter {
                 }
             }
         } }
+        let beta: Float = accumulate ? 1 : 0  // dX_k = dY_k R_k^T, written or added by the product
         savedX.withUnsafeBufferPointer { xb in
         rotation.withUnsafeBufferPointer { rb in
             gradR.withUnsafeMutableBufferPointer { gb in
                 let r = rb.baseAddress!, g = gb.baseAddress!, x = xb.baseAddress!
                 if blockShare {
                     BLAS.gemm(c: g, a: x, b: dy, m: b, n: b, k: rows * blockCount, transA: true)
-                    if let dx { BLAS.gemm(c: dx, a: dy, b: r, m: rows * blockCount, n: b, k: b, transB: true) }
+                    if let dx { BLAS.gemm(c: dx, a: dy, b: r, m: rows * blockCount, n: b, k: b, transB: true, beta: beta) }
                 } else {
                     for k in 0..<blockCount {
                         BLAS.gemm(c: g + k * bb, a: x + k * b, b: dy + k * b, m: b, n: b, k: rows, transA: true, lda: d, ldb: d, ldc: b)
                         if let dx {
                             BLAS.gemm(c: dx + k * b, a: dy + k * b, b: r + k * bb, m: rows, n: b, k: b, transB: true,
-                                      lda: d, ldb: b, ldc: d)
+                                      beta: beta, lda: d, ldb: b, ldc: d)
                         }
                     }
                 }

@@ -49,10 +49,10 @@ public final class QuasiGivensAdapter: GivensAdapter {
 
     /// dB_k = sum_rows dY X^T added to `givens_soft.grad` (the kernel's doc has the per-block
     /// expressions); dx = Q^T dy.
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
         dCoef.withUnsafeMutableBufferPointer { g in
             guard let gBase = g.baseAddress else { return }
-            kernel.backward(dx: dx, dy: dy, rows: rows, dCoef: gBase, dScale: nil)
+            kernel.backward(dx: dx, dy: dy, rows: rows, accumulate: accumulate, dCoef: gBase, dScale: nil)
             let grad = blocks.grad.data
             for q in 0..<(4 * blockCount) { grad[q] += Float(gBase[q]) }
         }
