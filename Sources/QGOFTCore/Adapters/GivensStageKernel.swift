@@ -364,7 +364,7 @@ final class GivensStageKernel {
     /// over rows; writes dx [N, d] = Q^T dy when non-nil, or with `accumulate` adds it to dx
     /// while transposing back.
     func backward(
-        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool = false,
+        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool,
         dCoef: UnsafeMutablePointer<Double>, dScale: UnsafeMutablePointer<Double>?
     ) {
         guard let saved = savedRows else {
