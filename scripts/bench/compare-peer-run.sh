@@ -12,15 +12,9 @@
 # a new folder under /tmp). Needs the release build (.build/release/qgoft, or $QGOFT) with
 # `qgoft fetch` done, and scripts/bench/setup-peer.sh. A 3-epoch pair takes about 25 minutes on 2 cores.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-peer=${QGOFT_PEER:-$repo/../shared/peer}
-venv=${PEER_VENV:-$HOME/.peer-venv}
-qgoft=${QGOFT:-$repo/.build/release/qgoft}
+name=compare-peer-run
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 epochs=3 threads=2 maxsteps=0 out=
-
-die() { echo "compare-peer-run: $*" >&2; exit 2; }
-posint() { [[ $2 =~ ^[0-9]+$ && $2 -ge $3 ]] || die "$1 $2: must be an integer >= $3"; }
 while [[ $# -gt 0 ]]; do
     case $1 in
         --epochs) [[ $# -ge 2 ]] || die "--epochs needs a value"; posint "$1" "$2" 1; epochs=$2; shift 2 ;;
@@ -31,17 +25,8 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
-[[ -x $qgoft ]] || die "no qgoft binary at $qgoft (swift build -c release, or set QGOFT)"
-[[ -f $peer/peer.py ]] || die "no peer at $peer (set QGOFT_PEER)"
-[[ -x $venv/bin/python ]] || die "no peer virtual environment at $venv (run scripts/bench/setup-peer.sh)"
-py=$venv/bin/python
-if [[ -z $out ]]; then
-    out=$(mktemp -d /tmp/compare-peer-run.XXXXXX)
-else
-    [[ ! -e $out ]] || die "--out $out: already exists (nothing is overwritten)"
-    mkdir -p "$out"
-fi
-out=$(cd "$out" && pwd)  # the peer runs in its own folder
+check_tools
+make_out "$out"
 limit=()
 [[ $maxsteps -gt 0 ]] && limit=(--max-steps "$maxsteps")
 
