@@ -12,6 +12,21 @@ die() { echo "$name: $*" >&2; exit 2; }
 # posint OPTION VALUE MIN: VALUE must be an integer >= MIN.
 posint() { [[ $2 =~ ^[0-9]+$ && $2 -ge $3 ]] || die "$1 $2: must be an integer >= $3"; }
 
+# The script's header comment (from line 2 to the first line that is not a comment), unmarked.
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; }
+
+# The options both scripts take, for the last branches of their option loops: --threads N and
+# --out DIR (set `threads` and `out`), --help; anything else is an error. Sets `shifted` to the
+# number of arguments used.
+common_option() {
+    case $1 in
+        --threads) [[ $# -ge 2 ]] || die "--threads needs a value"; posint "$1" "$2" 1; threads=$2; shifted=2 ;;
+        --out) [[ $# -ge 2 ]] || die "--out needs a value"; out=$2; shifted=2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+}
+
 # Dies unless the qgoft binary, the peer and its virtual environment are there.
 check_tools() {
     [[ -x $qgoft ]] || die "no qgoft binary at $qgoft (swift build -c release, or set QGOFT)"

@@ -18,11 +18,8 @@ epochs=3 threads=2 maxsteps=0 out=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --epochs) [[ $# -ge 2 ]] || die "--epochs needs a value"; posint "$1" "$2" 1; epochs=$2; shift 2 ;;
-        --threads) [[ $# -ge 2 ]] || die "--threads needs a value"; posint "$1" "$2" 1; threads=$2; shift 2 ;;
         --max-steps) [[ $# -ge 2 ]] || die "--max-steps needs a value"; posint "$1" "$2" 1; maxsteps=$2; shift 2 ;;
-        --out) [[ $# -ge 2 ]] || die "--out needs a value"; out=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1 (see --help)" ;;
+        *) common_option "$@"; shift "$shifted" ;;
     esac
 done
 check_tools

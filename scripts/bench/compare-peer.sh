@@ -19,10 +19,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; posint "$1" "$2" 1; rounds=$2; shift 2 ;;
         --steps) [[ $# -ge 2 ]] || die "--steps needs a value"; posint "$1" "$2" 1; steps=$2; shift 2 ;;
         --warmup) [[ $# -ge 2 ]] || die "--warmup needs a value"; posint "$1" "$2" 0; warmup=$2; shift 2 ;;
-        --threads) [[ $# -ge 2 ]] || die "--threads needs a value"; posint "$1" "$2" 1; threads=$2; shift 2 ;;
-        --out) [[ $# -ge 2 ]] || die "--out needs a value"; out=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1 (see --help)" ;;
+        *) common_option "$@"; shift "$shifted" ;;
     esac
 done
 check_tools
