@@ -327,6 +327,40 @@ final class AdapterTests: XCTestCase {
         }
     }
 
+    /// The backward takes the groups of 8 rows two at a time where it can (no scale) and one at
+    /// a time otherwise. Running the same rows 8 at a time (every call a single group) must give
+    /// the same y and dx to the bit and the same parameter gradients summed over the calls, to
+    /// Float rounding; 29 rows are two pairs, the second with a partial group.
+    func testPairedGroupsMatchSingleGroups() {
+        var rng = SplitMix64(seed: 12)
+        Parallel.threads = 1
+        for d in [7, 384] {
+            for a in S.allAdapters(width: d) {
+                S.randomize(a, &rng, spread: 0.3)
+                let rows = 29
+                let x = S.randomArray(rows * d, &rng)
+                let dy = S.randomArray(rows * d, &rng)
+                let whole = S.run(a, x: x, dy: dy, rows: rows)
+                var y: [Float] = [], dx: [Float] = []
+                var sums = whole.grads.map { [Double](repeating: 0, count: $0.count) }
+                for r0 in stride(from: 0, to: rows, by: 8) {
+                    let n = min(8, rows - r0)
+                    let part = S.run(a, x: Array(x[(r0 * d)..<((r0 + n) * d)]), dy: Array(dy[(r0 * d)..<((r0 + n) * d)]), rows: n)
+                    y += part.y
+                    dx += part.dx
+                    for (p, g) in part.grads.enumerated() { for q in g.indices { sums[p][q] += Double(g[q]) } }
+                }
+                XCTAssertEqual(whole.y.map(\.bitPattern), y.map(\.bitPattern), S.describe(a))
+                XCTAssertEqual(whole.dx.map(\.bitPattern), dx.map(\.bitPattern), S.describe(a))
+                for (g, want) in zip(whole.grads, sums) {
+                    // Not a check of zeros against zeros: 29 rows of unit Gaussians give O(1) gradients.
+                    XCTAssertGreaterThan(want.map(abs).max() ?? 0, 0.5, S.describe(a))
+                    S.assertClose(g, want, tol: 1e-5, "paired vs single groups \(S.describe(a))")
+                }
+            }
+        }
+    }
+
     /// An evaluation forward between a training forward and its backward changes nothing, and
     /// the cache grows past `reserve` when a larger batch arrives.
     func testEvaluationForwardLeavesTheCacheAlone() {

@@ -70,7 +70,8 @@ final class GivensStageKernel {
     private var cache: UnsafeMutablePointer<Lanes>
     private var cacheLanes: Int
 
-    /// Per-chunk scratch: `buf` [d] lanes, gradient accumulators [4P] and [d] lanes.
+    /// Per-chunk scratch: `buf` [d] lanes, gradient accumulators [4P] and [d] lanes, the stage
+    /// inputs [2P + U] lanes, and a second `buf` and stage inputs for the backward's group pairs.
     private var scratch: UnsafeMutablePointer<Lanes>
     private var scratchLanes: Int
     /// Per-chunk reduced gradients [4P + d] in Double.
@@ -149,8 +150,9 @@ final class GivensStageKernel {
         Parallel.chunkCount(count: groups, minRowsPerChunk: Self.minGroupsPerChunk)
     }
 
-    /// buf [d], the gradient accumulators [4P] and [d], the recomputed stage inputs [2P + U].
-    private var scratchLanesPerChunk: Int { 2 * width + 4 * blockCount + localLanes }
+    /// buf [d], the gradient accumulators [4P] and [d], the recomputed stage inputs [2P + U], and
+    /// a second buf and stage inputs for the backward's pairs of groups.
+    private var scratchLanesPerChunk: Int { 3 * width + 4 * blockCount + 2 * localLanes }
 
     private func ensureScratch(chunks: Int) {
         let lanes = chunks * scratchLanesPerChunk
@@ -306,6 +308,95 @@ final class GivensStageKernel {
         }
     }
 
+    /// The reverse sweep of the backward without a scale, over one group: per block k, last
+    /// first, with X = (x_i, x_j) = save[2k], save[2k + 1] and dY = (buf_i, buf_j):
+    /// acc[4k ..< 4k + 4] += dY_i x_i, dY_i x_j, dY_j x_i, dY_j x_j; buf_i, buf_j = B_k^T dY.
+    @inline(__always)
+    private static func reverseSweep(
+        _ buf: UnsafeMutablePointer<Lanes>, _ save: UnsafePointer<Lanes>, _ accB: UnsafeMutablePointer<Lanes>,
+        pairIndex: UnsafePointer<Int32>, coef: UnsafePointer<Float>, blocks p: Int
+    ) {
+        var k = p - 1
+        while k >= 0 {
+            let i = Int(pairIndex[2 * k])
+            let j = Int(pairIndex[2 * k + 1])
+            let xi = save[2 * k]
+            let xj = save[2 * k + 1]
+            let gi = buf[i]
+            let gj = buf[j]
+            let acc = accB + 4 * k
+            acc[0] += gi * xi
+            acc[1] += gi * xj
+            acc[2] += gj * xi
+            acc[3] += gj * xj
+            let c4 = coef + 4 * k
+            buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
+            buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
+            k -= 1
+        }
+    }
+
+    /// `reverseSweep` over two groups at once (16 rows): the accumulators [4P] lanes, 49 KB for
+    /// d = 384 and beyond L1, are loaded and stored once per block for both groups instead of
+    /// once per group. dx is the single sweep's to the bit; a coefficient's gradient adds the two
+    /// groups' products before the accumulator (a different rounding order, fixed per chunk).
+    @inline(__always)
+    private static func reverseSweep2(
+        _ buf0: UnsafeMutablePointer<Lanes>, _ buf1: UnsafeMutablePointer<Lanes>,
+        _ save0: UnsafePointer<Lanes>, _ save1: UnsafePointer<Lanes>, _ accB: UnsafeMutablePointer<Lanes>,
+        pairIndex: UnsafePointer<Int32>, coef: UnsafePointer<Float>, blocks p: Int
+    ) {
+        var k = p - 1
+        while k >= 0 {
+            let i = Int(pairIndex[2 * k])
+            let j = Int(pairIndex[2 * k + 1])
+            let xi0 = save0[2 * k], xj0 = save0[2 * k + 1]
+            let xi1 = save1[2 * k], xj1 = save1[2 * k + 1]
+            let gi0 = buf0[i], gj0 = buf0[j]
+            let gi1 = buf1[i], gj1 = buf1[j]
+            let acc = accB + 4 * k
+            acc[0] += gi0 * xi0 + gi1 * xi1
+            acc[1] += gi0 * xj0 + gi1 * xj1
+            acc[2] += gj0 * xi0 + gj1 * xi1
+            acc[3] += gj0 * xj0 + gj1 * xj1
+            let c4 = coef + 4 * k
+            let a = Lanes(repeating: c4[0]), b = Lanes(repeating: c4[1])
+            let c = Lanes(repeating: c4[2]), e = Lanes(repeating: c4[3])
+            buf0[i] = a * gi0 + c * gj0
+            buf0[j] = b * gi0 + e * gj0
+            buf1[i] = a * gi1 + c * gj1
+            buf1[j] = b * gi1 + e * gj1
+            k -= 1
+        }
+    }
+
+    /// `runStages` with `save` over two groups at once: one pass over the plan and the
+    /// coefficients for 16 rows (the backward's recomputation). Each group's floats are the
+    /// single pass's to the bit.
+    @inline(__always)
+    private static func runStages2(
+        _ buf0: UnsafeMutablePointer<Lanes>, _ buf1: UnsafeMutablePointer<Lanes>, pairIndex: UnsafePointer<Int32>,
+        coef: UnsafePointer<Float>, blocks p: Int, save0: UnsafeMutablePointer<Lanes>, save1: UnsafeMutablePointer<Lanes>
+    ) {
+        for k in 0..<p {
+            let i = Int(pairIndex[2 * k])
+            let j = Int(pairIndex[2 * k + 1])
+            let xi0 = buf0[i], xj0 = buf0[j]
+            let xi1 = buf1[i], xj1 = buf1[j]
+            save0[2 * k] = xi0
+            save0[2 * k + 1] = xj0
+            save1[2 * k] = xi1
+            save1[2 * k + 1] = xj1
+            let c4 = coef + 4 * k
+            let a = Lanes(repeating: c4[0]), b = Lanes(repeating: c4[1])
+            let c = Lanes(repeating: c4[2]), e = Lanes(repeating: c4[3])
+            buf0[i] = a * xi0 + b * xj0
+            buf0[j] = c * xi0 + e * xj0
+            buf1[i] = a * xi1 + b * xj1
+            buf1[j] = c * xi1 + e * xj1
+        }
+    }
+
     // MARK: forward
 
     /// y[N, d] = diag(scale) S_L ... S_1 x per row (scale optional). With `save`, keeps x (and
@@ -386,6 +477,7 @@ final class GivensStageKernel {
         let untouched = self.untouched
         let scratch = self.scratch
         let perChunk = scratchLanesPerChunk
+        let localLanes = self.localLanes
         let reduced = self.reduced
         let perChunkReduced = 4 * p + d
         let padRows = self.padRows
@@ -398,12 +490,33 @@ final class GivensStageKernel {
             let accB = buf + d  // [4P] lanes: da, db, dc, de per block
             let accS = accB + 4 * p  // [d] lanes: ds
             let local = accS + d  // [2P + U] lanes: the recomputed stage inputs of the group
+            let buf2 = local + localLanes  // [d] and [2P + U] lanes: the same for a second group
+            let local2 = buf2 + d
             accB.update(repeating: .zero, count: 4 * p)
             if hasScale { accS.update(repeating: .zero, count: d) }
             let zeroRow = padRows + chunk * 2 * d
             let sinkRow = zeroRow + d
             zeroRow.update(repeating: 0, count: 2 * d)  // the sink row too: an adding scatter reads it
-            for g in range {
+            var g = range.lowerBound
+            while g < range.upperBound {
+                if !hasScale && g + 1 < range.upperBound {
+                    // Two groups at once: one pass over the accumulators for 16 rows (see reverseSweep2).
+                    // Group g is full, since group g + 1 exists.
+                    let r0 = 8 * g
+                    let n1 = min(8, rows - r0 - 8)
+                    buf.update(from: cache + g * d, count: d)
+                    buf2.update(from: cache + (g + 1) * d, count: d)
+                    Self.runStages2(buf, buf2, pairIndex: pairIndex, coef: coef, blocks: p, save0: local, save1: local2)
+                    Self.gather(buf, dy + r0 * d, rows: 8, width: d, zeroRow: zeroRow)
+                    Self.gather(buf2, dy + (r0 + 8) * d, rows: n1, width: d, zeroRow: zeroRow)
+                    Self.reverseSweep2(buf, buf2, local, local2, accB, pairIndex: pairIndex, coef: coef, blocks: p)
+                    if let dx {
+                        Self.scatter(dx + r0 * d, buf, rows: 8, width: d, sinkRow: sinkRow, add: accumulate)
+                        Self.scatter(dx + (r0 + 8) * d, buf2, rows: n1, width: d, sinkRow: sinkRow, add: accumulate)
+                    }
+                    g += 2
+                    continue
+                }
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
                 // The pair entering every block, recomputed from the cached x: the forward's floats.
@@ -450,26 +563,10 @@ final class GivensStageKernel {
                         k -= 1
                     }
                 } else {
-                    var k = p - 1
-                    while k >= 0 {
-                        let i = Int(pairIndex[2 * k])
-                        let j = Int(pairIndex[2 * k + 1])
-                        let xi = cg[2 * k]
-                        let xj = cg[2 * k + 1]
-                        let gi = buf[i]
-                        let gj = buf[j]
-                        let acc = accB + 4 * k
-                        acc[0] += gi * xi
-                        acc[1] += gi * xj
-                        acc[2] += gj * xi
-                        acc[3] += gj * xj
-                        let c4 = coef + 4 * k
-                        buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
-                        buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
-                        k -= 1
-                    }
+                    Self.reverseSweep(buf, local, accB, pairIndex: pairIndex, coef: coef, blocks: p)
                 }
                 if let dx { Self.scatter(dx + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, add: accumulate) }
+                g += 1
             }
             // Lanes summed in lane order, in Double.
             let out = reduced + chunk * perChunkReduced
