@@ -308,9 +308,26 @@ final class GivensStageKernel {
         }
     }
 
-    /// The reverse sweep of the backward without a scale, over one group: per block k, last
-    /// first, with X = (x_i, x_j) = save[2k], save[2k + 1] and dY = (buf_i, buf_j):
-    /// acc[4k ..< 4k + 4] += dY_i x_i, dY_i x_j, dY_j x_i, dY_j x_j; buf_i, buf_j = B_k^T dY.
+    /// Block k of the backward's reverse sweep, given dY = (gi, gj) leaving it and X = (xi, xj)
+    /// entering it: acc[4k ..< 4k + 4] += dY_i x_i, dY_i x_j, dY_j x_i, dY_j x_j, and
+    /// buf_i, buf_j = B_k^T dY = (a dY_i + c dY_j, b dY_i + e dY_j).
+    @inline(__always)
+    private static func sweepBlock(
+        _ k: Int, i: Int, j: Int, gi: Lanes, gj: Lanes, xi: Lanes, xj: Lanes,
+        buf: UnsafeMutablePointer<Lanes>, accB: UnsafeMutablePointer<Lanes>, coef: UnsafePointer<Float>
+    ) {
+        let acc = accB + 4 * k
+        acc[0] += gi * xi
+        acc[1] += gi * xj
+        acc[2] += gj * xi
+        acc[3] += gj * xj
+        let c4 = coef + 4 * k
+        buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
+        buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
+    }
+
+    /// The reverse sweep of the backward without a scale, over one group: `sweepBlock` for every
+    /// block, last first, with X = save[2k], save[2k + 1] and dY = buf_i, buf_j.
     @inline(__always)
     private static func reverseSweep(
         _ buf: UnsafeMutablePointer<Lanes>, _ save: UnsafePointer<Lanes>, _ accB: UnsafeMutablePointer<Lanes>,
@@ -320,18 +337,8 @@ final class GivensStageKernel {
         while k >= 0 {
             let i = Int(pairIndex[2 * k])
             let j = Int(pairIndex[2 * k + 1])
-            let xi = save[2 * k]
-            let xj = save[2 * k + 1]
-            let gi = buf[i]
-            let gj = buf[j]
-            let acc = accB + 4 * k
-            acc[0] += gi * xi
-            acc[1] += gi * xj
-            acc[2] += gj * xi
-            acc[3] += gj * xj
-            let c4 = coef + 4 * k
-            buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
-            buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
+            sweepBlock(k, i: i, j: j, gi: buf[i], gj: buf[j], xi: save[2 * k], xj: save[2 * k + 1],
+                       buf: buf, accB: accB, coef: coef)
             k -= 1
         }
     }
@@ -553,13 +560,7 @@ final class GivensStageKernel {
                                 gj = Lanes(repeating: scale[j]) * gj
                             }
                         }
-                        let acc = accB + 4 * k
-                        acc[0] += gi * xi
-                        acc[1] += gi * xj
-                        acc[2] += gj * xi
-                        acc[3] += gj * xj
-                        buf[i] = Lanes(repeating: c4[0]) * gi + Lanes(repeating: c4[2]) * gj
-                        buf[j] = Lanes(repeating: c4[1]) * gi + Lanes(repeating: c4[3]) * gj
+                        Self.sweepBlock(k, i: i, j: j, gi: gi, gj: gj, xi: xi, xj: xj, buf: buf, accB: accB, coef: coef)
                         k -= 1
                     }
                 } else {
