@@ -327,10 +327,11 @@ final class AdapterTests: XCTestCase {
         }
     }
 
-    /// The backward takes the groups of 8 rows two at a time where it can (no scale) and one at
-    /// a time otherwise. Running the same rows 8 at a time (every call a single group) must give
-    /// the same y and dx to the bit and the same parameter gradients summed over the calls, to
-    /// Float rounding; 29 rows are two pairs, the second with a partial group.
+    /// The kernel takes the groups of 8 rows two at a time where it can (the forward always, the
+    /// backward without a scale) and one at a time otherwise. Running the same rows 8 at a time
+    /// (every call a single group) must give the same y and dx to the bit and the same parameter
+    /// gradients summed over the calls, to Float rounding; 29 rows are two pairs, the second with
+    /// a partial group.
     func testPairedGroupsMatchSingleGroups() {
         var rng = SplitMix64(seed: 12)
         Parallel.threads = 1

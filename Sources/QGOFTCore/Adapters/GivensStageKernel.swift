@@ -23,7 +23,9 @@
 // d = 1536: it stays in L1/L2 while the group runs through every stage), then block k is
 // two lane loads, four multiplies, two adds and two stores, whatever its stride. Every lane does
 // exactly the scalar float arithmetic `a * x_i + b * x_j` (no fused multiply-add), so the result
-// of a row does not depend on which group or lane it lands in.
+// of a row does not depend on which group or lane it lands in. Where a chunk has two groups left,
+// both go through the stages together (`runStages2`, `reverseSweep2`): the plan, the coefficients
+// and the backward's gradient accumulators are read once for 16 rows.
 //
 // Groups are global (rows 8g ..< 8g + 8), and chunks of `Parallel.forEachChunk` are ranges of
 // groups: forward and backward of the same `rows` see the same cache slots, and the parameter
@@ -151,8 +153,11 @@ final class GivensStageKernel {
     }
 
     /// buf [d], the gradient accumulators [4P] and [d], the recomputed stage inputs [2P + U], and
-    /// a second buf and stage inputs for the backward's pairs of groups.
+    /// a second buf and stage inputs for the pairs of groups.
     private var scratchLanesPerChunk: Int { 3 * width + 4 * blockCount + 2 * localLanes }
+    /// Where a chunk's second `buf` starts in its scratch (after buf, the accumulators and the
+    /// stage inputs); its stage inputs follow it.
+    private var secondBufOffset: Int { 2 * width + 4 * blockCount + localLanes }
 
     private func ensureScratch(chunks: Int) {
         let lanes = chunks * scratchLanesPerChunk
@@ -377,23 +382,25 @@ final class GivensStageKernel {
         }
     }
 
-    /// `runStages` with `save` over two groups at once: one pass over the plan and the
-    /// coefficients for 16 rows (the backward's recomputation). Each group's floats are the
-    /// single pass's to the bit.
+    /// `runStages` over two groups at once: one pass over the plan and the coefficients for 16
+    /// rows. Each group's floats are the single pass's to the bit. With `save`, keeps each
+    /// group's block inputs as `runStages` does.
     @inline(__always)
     private static func runStages2(
         _ buf0: UnsafeMutablePointer<Lanes>, _ buf1: UnsafeMutablePointer<Lanes>, pairIndex: UnsafePointer<Int32>,
-        coef: UnsafePointer<Float>, blocks p: Int, save0: UnsafeMutablePointer<Lanes>, save1: UnsafeMutablePointer<Lanes>
+        coef: UnsafePointer<Float>, blocks p: Int, save: (UnsafeMutablePointer<Lanes>, UnsafeMutablePointer<Lanes>)?
     ) {
         for k in 0..<p {
             let i = Int(pairIndex[2 * k])
             let j = Int(pairIndex[2 * k + 1])
             let xi0 = buf0[i], xj0 = buf0[j]
             let xi1 = buf1[i], xj1 = buf1[j]
-            save0[2 * k] = xi0
-            save0[2 * k + 1] = xj0
-            save1[2 * k] = xi1
-            save1[2 * k + 1] = xj1
+            if let (save0, save1) = save {
+                save0[2 * k] = xi0
+                save0[2 * k + 1] = xj0
+                save1[2 * k] = xi1
+                save1[2 * k + 1] = xj1
+            }
             let c4 = coef + 4 * k
             let a = Lanes(repeating: c4[0]), b = Lanes(repeating: c4[1])
             let c = Lanes(repeating: c4[2]), e = Lanes(repeating: c4[3])
@@ -430,22 +437,37 @@ final class GivensStageKernel {
         let padRows = self.padRows
         let pairIndex = self.pairIndex
         let cache = save ? Optional(self.cache) : nil
+        let secondBuf = secondBufOffset
         Parallel.forEachChunk(count: groups, chunks: chunks, minRowsPerChunk: Self.minGroupsPerChunk) {
             chunk, range in
             // Each chunk owns its scratch lanes, pad rows and groups (cache slots, output rows).
             let buf = scratch + chunk * perChunk
+            let buf2 = buf + secondBuf
             let zeroRow = padRows + chunk * 2 * d
             let sinkRow = zeroRow + d
             zeroRow.update(repeating: 0, count: d)
-            for g in range {
+            var g = range.lowerBound
+            while g < range.upperBound {
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
                 Self.gather(buf, x + r0 * d, rows: n, width: d, zeroRow: zeroRow)
                 // The backward recomputes the stage inputs from x (see the header).
                 if let cache { (cache + g * d).update(from: buf, count: d) }
-                Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: nil)
-                // y = diag(s) z, applied while transposing back.
-                Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, scale: scale)
+                if g + 1 < range.upperBound {
+                    // Two groups through the stages at once (group g is full: g + 1 exists).
+                    let n1 = min(8, rows - r0 - 8)
+                    Self.gather(buf2, x + (r0 + 8) * d, rows: n1, width: d, zeroRow: zeroRow)
+                    if let cache { (cache + (g + 1) * d).update(from: buf2, count: d) }
+                    Self.runStages2(buf, buf2, pairIndex: pairIndex, coef: coef, blocks: p, save: nil)
+                    // y = diag(s) z, applied while transposing back.
+                    Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, scale: scale)
+                    Self.scatter(y + (r0 + 8) * d, buf2, rows: n1, width: d, sinkRow: sinkRow, scale: scale)
+                    g += 2
+                } else {
+                    Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: nil)
+                    Self.scatter(y + r0 * d, buf, rows: n, width: d, sinkRow: sinkRow, scale: scale)
+                    g += 1
+                }
             }
         }
     }
@@ -484,7 +506,7 @@ final class GivensStageKernel {
         let untouched = self.untouched
         let scratch = self.scratch
         let perChunk = scratchLanesPerChunk
-        let localLanes = self.localLanes
+        let secondBuf = secondBufOffset
         let reduced = self.reduced
         let perChunkReduced = 4 * p + d
         let padRows = self.padRows
@@ -497,7 +519,7 @@ final class GivensStageKernel {
             let accB = buf + d  // [4P] lanes: da, db, dc, de per block
             let accS = accB + 4 * p  // [d] lanes: ds
             let local = accS + d  // [2P + U] lanes: the recomputed stage inputs of the group
-            let buf2 = local + localLanes  // [d] and [2P + U] lanes: the same for a second group
+            let buf2 = buf + secondBuf  // [d] and [2P + U] lanes: the same for a second group
             let local2 = buf2 + d
             accB.update(repeating: .zero, count: 4 * p)
             if hasScale { accS.update(repeating: .zero, count: d) }
@@ -513,7 +535,7 @@ final class GivensStageKernel {
                     let n1 = min(8, rows - r0 - 8)
                     buf.update(from: cache + g * d, count: d)
                     buf2.update(from: cache + (g + 1) * d, count: d)
-                    Self.runStages2(buf, buf2, pairIndex: pairIndex, coef: coef, blocks: p, save0: local, save1: local2)
+                    Self.runStages2(buf, buf2, pairIndex: pairIndex, coef: coef, blocks: p, save: (local, local2))
                     Self.gather(buf, dy + r0 * d, rows: 8, width: d, zeroRow: zeroRow)
                     Self.gather(buf2, dy + (r0 + 8) * d, rows: n1, width: d, zeroRow: zeroRow)
                     Self.reverseSweep2(buf, buf2, local, local2, accB, pairIndex: pairIndex, coef: coef, blocks: p)
