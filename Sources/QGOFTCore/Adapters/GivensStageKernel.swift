@@ -73,7 +73,8 @@ final class GivensStageKernel {
     private var cacheLanes: Int
 
     /// Per-chunk scratch: `buf` [d] lanes, gradient accumulators [4P] and [d] lanes, the stage
-    /// inputs [2P + U] lanes, and a second `buf` and stage inputs for the backward's group pairs.
+    /// inputs [2P + U] lanes, and a second `buf` (and, for the backward, its stage inputs) for the
+    /// pairs of groups.
     private var scratch: UnsafeMutablePointer<Lanes>
     private var scratchLanes: Int
     /// Per-chunk reduced gradients [4P + d] in Double.
