@@ -153,12 +153,12 @@ final class GivensStageKernel {
         Parallel.chunkCount(count: groups, minRowsPerChunk: Self.minGroupsPerChunk)
     }
 
-    /// buf [d], the gradient accumulators [4P] and [d], the recomputed stage inputs [2P + U], and
-    /// a second buf and stage inputs for the pairs of groups.
-    private var scratchLanesPerChunk: Int { 3 * width + 4 * blockCount + 2 * localLanes }
-    /// Where a chunk's second `buf` starts in its scratch (after buf, the accumulators and the
-    /// stage inputs); its stage inputs follow it.
+    /// Where a chunk's second `buf` starts in its scratch: after buf [d], the gradient
+    /// accumulators [4P] and [d] and the recomputed stage inputs [2P + U].
     private var secondBufOffset: Int { 2 * width + 4 * blockCount + localLanes }
+    /// The whole per-chunk scratch: the above, then the second buf [d] and its stage inputs
+    /// [2P + U] for the pairs of groups.
+    private var scratchLanesPerChunk: Int { secondBufOffset + width + localLanes }
 
     private func ensureScratch(chunks: Int) {
         let lanes = chunks * scratchLanesPerChunk
