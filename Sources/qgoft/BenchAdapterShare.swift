@@ -5,7 +5,9 @@ import QGOFTCore
 /// are timed again with every adapter replaced by `FrozenProductAdapter`, which does only what
 /// backpropagation through a frozen encoder needs of that layer (the product, and dx = dy W
 /// where an input gradient is asked for). The difference is the adapters' share: their kernels,
-/// the products only they need (layer 0's dy W), their gradients and their penalty.
+/// the products only they need (layer 0's dy W), their gradients and their penalty. The stand-ins
+/// keep nothing of their inputs (`usesKeptInput` is false), so in those steps the encoder keeps no
+/// per-layer inputs either and runs on one shared set, as it does without adapters.
 struct AdapterShare {
     /// The layers whose adapters are swapped, with their adapters.
     private let layers: [(AdaptedLinear, any LinearAdapter)]
@@ -44,12 +46,13 @@ final class FrozenProductAdapter: LinearAdapter {
     func reserve(rows: Int) {}
 
     func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                 scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
+                 scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool) {
         base.forward(y: y, x: x, rows: rows)
     }
 
-    func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                  accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+    func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                  input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                  scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         if let dx { base.backwardInput(dx: dx, dy: dy, rows: rows, accumulate: accumulate) }
     }
 

@@ -362,6 +362,57 @@ final class AdapterTests: XCTestCase {
         }
     }
 
+    /// A forward told its input is kept (`inputKept`, the encoder's per-layer activations) and the
+    /// backward given that input again match the forward that copies x into the kernel's cache, to
+    /// the bit, at 1 and 2 threads with pairs of groups and a partial last group. And the backward
+    /// does read the x it is given: another x there changes the gradients.
+    func testKeptInputMatchesTheCache() {
+        var rng = SplitMix64(seed: 13)
+        defer { Parallel.threads = 1 }
+        for threads in [1, 2] {
+            Parallel.threads = threads
+            for d in [7, 384] {
+                for a in S.allAdapters(width: d) {
+                    S.randomize(a, &rng, spread: 0.3)
+                    let rows = 29
+                    let x = S.randomArray(rows * d, &rng)
+                    let dy = S.randomArray(rows * d, &rng)
+                    let copied = S.run(a, x: x, dy: dy, rows: rows)
+                    func kept(backwardInput: [Float]) -> (y: [Float], dx: [Float], grads: [[Float]]) {
+                        var y = [Float](repeating: .nan, count: rows * d)
+                        var dx = [Float](repeating: .nan, count: rows * d)
+                        S.zeroGrads(a)
+                        x.withUnsafeBufferPointer { xb in
+                            y.withUnsafeMutableBufferPointer {
+                                a.forward(y: $0.baseAddress!, x: xb.baseAddress!, rows: rows, saveForBackward: true,
+                                          inputKept: true)
+                            }
+                        }
+                        backwardInput.withUnsafeBufferPointer { xb in
+                            dy.withUnsafeBufferPointer { gb in
+                                dx.withUnsafeMutableBufferPointer {
+                                    a.backward(dx: $0.baseAddress!, dy: gb.baseAddress!, input: xb.baseAddress!, rows: rows,
+                                               accumulate: false)
+                                }
+                            }
+                        }
+                        return (y, dx, a.parameters.map { $0.grad.array })
+                    }
+                    let same = kept(backwardInput: x)
+                    let what = "\(S.describe(a)) at \(threads) threads"
+                    XCTAssertEqual(same.y.map(\.bitPattern), copied.y.map(\.bitPattern), what)
+                    XCTAssertEqual(same.dx.map(\.bitPattern), copied.dx.map(\.bitPattern), what)
+                    XCTAssertEqual(same.grads.map { $0.map(\.bitPattern) }, copied.grads.map { $0.map(\.bitPattern) }, what)
+                    // Not zeros against zeros: 29 rows of unit Gaussians give O(1) gradients.
+                    XCTAssertGreaterThan(copied.grads[0].map(abs).max() ?? 0, 0.5, what)
+                    let other = kept(backwardInput: S.randomArray(rows * d, &rng))
+                    let change = zip(other.grads[0], copied.grads[0]).map { abs($0 - $1) }.max() ?? 0
+                    XCTAssertGreaterThan(change, 0.1, "the backward did not read the kept input: \(what)")
+                }
+            }
+        }
+    }
+
     /// An evaluation forward between a training forward and its backward changes nothing, and
     /// the cache grows past `reserve` when a larger batch arrives.
     func testEvaluationForwardLeavesTheCacheAlone() {

@@ -24,6 +24,45 @@ final class EncoderGradientTests: XCTestCase {
         GradientCheck.check("encoder.dEmbeddingLNBeta", input: enc.embeddingLNBeta.data, count: C, analytic: dBeta, loss: loss)
     }
 
+    /// A workspace that keeps every layer's linear inputs for the backward (the Givens adapters
+    /// then keep no copies) gives the training forward and backward of one that does not, to the
+    /// bit: the hidden states, the input gradient and every adapter gradient. Methods whose
+    /// adapters copy their inputs (LoRA) leave the inputs unkept even in such a workspace.
+    func testKeptLayerInputsMatchCopies() throws {
+        for method in [AdapterMethod.qgoft, .goft, .lora] {
+            let enc = try TinyBert.encoder()
+            var c = TrainingConfiguration()
+            c.method = method
+            try RunBuilder.attachAdapters(c, to: enc)
+            var rng = SplitMix64(seed: 17)
+            for lin in enc.adaptedLinears {
+                for p in lin.adapter?.parameters ?? [] {
+                    for i in 0..<p.count { p.value[i] += (rng.nextFloat() * 2 - 1) * 0.3 }
+                }
+            }
+            let batch = TinyBert.batch()
+            let N = batch.tokens, C = enc.config.hiddenSize
+            let r = GradientCheck.random(N * C, &rng)
+            func run(keep: Bool) -> (hidden: [Float], dHidden: [Float], grads: [[Float]], kept: Bool) {
+                let ws = EncoderWorkspace(config: enc.config, maxBatch: 2, maxSeq: 5, keepLayerInputs: keep)
+                for lin in enc.adaptedLinears { for p in lin.adapter?.parameters ?? [] { p.zeroGrad() } }
+                enc.forward(batch, workspace: ws, training: true)
+                let hidden = Array(ws.hidden.array[0..<(N * C)])
+                ws.dHidden.data.update(from: r, count: r.count)
+                enc.backward(workspace: ws, inputGradient: true)
+                let grads = enc.adaptedLinears.flatMap { $0.adapter?.parameters.map { $0.grad.array } ?? [] }
+                return (hidden, Array(ws.dHidden.array[0..<(N * C)]), grads, ws.keptInputs)
+            }
+            let copied = run(keep: false), kept = run(keep: true)
+            XCTAssertFalse(copied.kept)
+            XCTAssertEqual(kept.kept, method != .lora, "\(method)")
+            XCTAssertEqual(kept.hidden.map(\.bitPattern), copied.hidden.map(\.bitPattern), "\(method)")
+            XCTAssertEqual(kept.dHidden.map(\.bitPattern), copied.dHidden.map(\.bitPattern), "\(method)")
+            XCTAssertEqual(kept.grads.map { $0.map(\.bitPattern) }, copied.grads.map { $0.map(\.bitPattern) }, "\(method)")
+            XCTAssertGreaterThan(copied.grads.flatMap { $0 }.map(abs).max() ?? 0, 1e-3, "\(method): gradients are not all zero")
+        }
+    }
+
     /// The classifier's head gradients (through mean pooling and cross-entropy).
     func testHeadGradientMatchesFiniteDifferences() throws {
         let enc = try TinyBert.encoder()

@@ -193,7 +193,7 @@ public final class BOFTAdapter: LinearAdapter {
 
     /// u = x M_{m-1} ... M_0 (row vectors), keeping z_i; then y = s * (u W^T) + b.
     public func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
+                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool) {
         reserve(rows: rows)
         updateRotation(from: UnsafePointer(rotations.value.data))
         let d = inWidth, n = rows * d
@@ -243,8 +243,9 @@ public final class BOFTAdapter: LinearAdapter {
     ///   then per factor i = 0 ... m-1 (reverse of the forward): dv = dw P_i (dv[perm[k]] = dw[k]),
     ///   dR_{i,c} = z_c^T dv_c, dz_c = dv_c R_c^T, dx_prev[k] = dz[perm[k]] (dz P_i^T);
     ///   dA = (dS - dS^T) / 2 with dS = -2 A'^{-T} dR A'^{-T}, A' = I + S (`CayleyBlocks.exactBackward`).
-    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                         accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                         input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                         scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         precondition(hasSaved && rows == savedRows, "BOFT backward without a saved forward of \(rows) rows")
         let d = inWidth, out = outWidth, b = blockSize, bb = b * b, n = rows * d
         let unchanged = (0..<rotations.count).allSatisfy { rotations.value.data[$0] == savedA[$0] }

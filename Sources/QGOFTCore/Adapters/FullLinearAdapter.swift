@@ -43,7 +43,7 @@ public final class FullLinearAdapter: LinearAdapter {
     }
 
     public func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
+                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool) {
         if saveForBackward {
             reserve(rows: rows)
             saved.data.update(from: x, count: rows * inWidth)
@@ -52,8 +52,9 @@ public final class FullLinearAdapter: LinearAdapter {
         Linear.forward(y: y, x: x, weight: weight.value.data, bias: bias.value.data, rows: rows, inWidth: inWidth, outWidth: outWidth)
     }
 
-    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                         accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                         input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                         scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         precondition(rows == savedRows, "full: backward of \(rows) rows after a saved forward of \(savedRows)")
         Linear.backward(dx: dx, dweight: weight.grad.data, dbias: bias.grad.data, dy: dy, x: saved.data,
                         weight: weight.value.data, rows: rows, inWidth: inWidth, outWidth: outWidth,

@@ -76,9 +76,18 @@ public final class GivensRotationAdapter: GivensAdapter {
 
     public func reserve(rows: Int) { kernel.reserve(rows: rows) }
 
-    /// y = diag(s) S_L ... S_1 x per row (spec "Strict GOFT parameters").
+    /// The kernel works from the encoder's kept layer input instead of a copy of its own.
+    public var usesKeptInput: Bool { true }
+
     public func forward(
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool
+    ) {
+        forward(y: y, x: x, rows: rows, saveForBackward: saveForBackward, inputKept: false)
+    }
+
+    /// y = diag(s) S_L ... S_1 x per row (spec "Strict GOFT parameters").
+    public func forward(
+        y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool, inputKept: Bool
     ) {
         updateCoefficients()
         if saveForBackward {
@@ -88,8 +97,12 @@ public final class GivensRotationAdapter: GivensAdapter {
             guard let cBase = c.baseAddress else { return }
             kernel.forward(
                 y: y, x: x, rows: rows, coef: cBase, scale: scaler.map { UnsafePointer($0.value.data) },
-                save: saveForBackward)
+                save: saveForBackward, inputKept: inputKept)
         }
+    }
+
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
+        backward(dx: dx, dy: dy, input: nil, rows: rows, accumulate: accumulate)
     }
 
     /// Backward of y = diag(s) S_L ... S_1 x. The kernel gives dB_k = (da, db, dc, de) and
@@ -97,12 +110,14 @@ public final class GivensRotationAdapter: GivensAdapter {
     /// a = cos theta, b = -sin theta, c = sin theta, e = cos theta, so
     /// dtheta = -sin theta da - cos theta db + cos theta dc - sin theta de, and with
     /// theta = pi tanh(p): dp = dtheta * pi (1 - tanh^2 p). dx = Q^T dy.
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, input: UnsafePointer<Float>?,
+                         rows: Int, accumulate: Bool) {
         let p = blockCount
         dCoef.withUnsafeMutableBufferPointer { gc in
             dScale.withUnsafeMutableBufferPointer { gs in
                 guard let gcBase = gc.baseAddress, let gsBase = gs.baseAddress else { return }
-                kernel.backward(dx: dx, dy: dy, rows: rows, accumulate: accumulate, dCoef: gcBase, dScale: scaler == nil ? nil : gsBase)
+                kernel.backward(dx: dx, dy: dy, input: input, rows: rows, accumulate: accumulate, dCoef: gcBase,
+                                dScale: scaler == nil ? nil : gsBase)
                 let gradP = angles.grad.data
                 for k in 0..<p {
                     let t = tanh(Double(savedAngles[k]))

@@ -6,7 +6,8 @@
 //   coef           [P, 4]   block k = [[a, b], [c, e]] stored a, b, c, e (= givens_soft [P, 2, 2])
 //   scale          [d]      optional diag(s) after the last stage (GOFT)
 //   cache          [G, d] lanes, G = ceil(N / 8) groups of 8 rows: the layer input x of every
-//                  group, transposed (d floats per row: 12.6 MB for d = 1536 and 2048 rows)
+//                  group, transposed (d floats per row: 12.6 MB for d = 1536 and 2048 rows);
+//                  unused when the caller keeps x for the backward (`inputKept`)
 //   local          [2P (+ U)] lanes per chunk: the pair (x_i, x_j) entering every block for the
 //                  group the backward is on, recomputed from the cached x (2 (d - 1) floats per
 //                  row for the tree: 98 KB for d = 1536, in L2); with a scale, also the inputs of
@@ -16,7 +17,10 @@
 // again before differentiating them. The recomputed pair values are the forward's to the bit (the
 // same operations on the same floats), the cache is half the size of one holding every stage's
 // input, and the stage inputs never leave the core's caches: the forward writes d floats a row to
-// memory instead of 2 (d - 1), and the backward reads d instead of 2 (d - 1).
+// memory instead of 2 (d - 1), and the backward reads d instead of 2 (d - 1). Where the caller
+// keeps x itself until the backward (the encoder's per-layer activations, `inputKept`), the
+// forward writes nothing of its own and the backward gathers the group from x again: the same
+// floats as the cache would hold (a gather is a copy), and q, k and v read one x between them.
 //
 // Vectorisation: rows are independent, so 8 rows go through the stages together, one row per
 // SIMD lane. A group of 8 rows is transposed into `buf` [d] lanes (12 KB for d = 384, 48 KB for
@@ -63,6 +67,8 @@ final class GivensStageKernel {
     private var savedHasScale = false
     /// Rows of the last saved forward (nil: nothing saved yet).
     private(set) var savedRows: Int?
+    /// Whether the last saved forward left x with its caller (`inputKept`) instead of the cache.
+    private var savedInputKept = false
 
     /// Lanes of the backward's recomputed stage inputs: the pair (x_i, x_j) entering every block,
     /// then the inputs of untouched coordinates.
@@ -414,20 +420,23 @@ final class GivensStageKernel {
 
     // MARK: forward
 
-    /// y[N, d] = diag(scale) S_L ... S_1 x per row (scale optional). With `save`, keeps x (and
-    /// `coef`, `scale`) for `backward`; without, touches no saved state (evaluation).
+    /// y[N, d] = diag(scale) S_L ... S_1 x per row (scale optional). With `save`, keeps `coef`,
+    /// `scale` and x for `backward`: x in the cache, or with `inputKept` nowhere (the caller
+    /// promises x unchanged until the backward and passes it there). Without `save`, touches no
+    /// saved state (evaluation).
     func forward(
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-        coef: UnsafePointer<Float>, scale: UnsafePointer<Float>?, save: Bool
+        coef: UnsafePointer<Float>, scale: UnsafePointer<Float>?, save: Bool, inputKept: Bool = false
     ) {
         let d = width
         let p = blockCount
         if save {
-            reserve(rows: rows)
+            if !inputKept { reserve(rows: rows) }
             savedCoef.update(from: coef, count: 4 * p)
             if let scale { savedScale.update(from: scale, count: d) }
             savedHasScale = scale != nil
             savedRows = rows
+            savedInputKept = inputKept
         }
         if rows == 0 { return }
         let groups = (rows + 7) / 8
@@ -437,7 +446,7 @@ final class GivensStageKernel {
         let perChunk = scratchLanesPerChunk
         let padRows = self.padRows
         let pairIndex = self.pairIndex
-        let cache = save ? Optional(self.cache) : nil
+        let cache = save && !inputKept ? Optional(self.cache) : nil
         let secondBuf = secondBufOffset
         Parallel.forEachChunk(count: groups, chunks: chunks, minRowsPerChunk: Self.minGroupsPerChunk) {
             chunk, range in
@@ -483,15 +492,18 @@ final class GivensStageKernel {
     ///   dX = B_k^T dY, i.e. dx_i = a dY_i + c dY_j, dx_j = b dY_i + e dY_j.
     /// Writes (overwrites) dCoef [P, 4] and, when the forward had a scale, dScale [d], summed
     /// over rows; writes dx [N, d] = Q^T dy when non-nil, or with `accumulate` adds it to dx
-    /// while transposing back.
+    /// while transposing back. `input` is the forward's x [N, d] where that forward had
+    /// `inputKept` (required then, ignored otherwise).
     func backward(
-        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool,
-        dCoef: UnsafeMutablePointer<Double>, dScale: UnsafeMutablePointer<Double>?
+        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, input: UnsafePointer<Float>? = nil, rows: Int,
+        accumulate: Bool, dCoef: UnsafeMutablePointer<Double>, dScale: UnsafeMutablePointer<Double>?
     ) {
         guard let saved = savedRows else {
             preconditionFailure("GivensStageKernel.backward: no saved forward (call forward with saveForBackward: true first)")
         }
         precondition(saved == rows, "GivensStageKernel.backward: \(rows) rows, the saved forward had \(saved)")
+        precondition(!savedInputKept || input != nil,
+                     "GivensStageKernel.backward: the forward left its input with the caller (inputKept), so backward needs it")
         let d = width
         let p = blockCount
         dCoef.update(repeating: 0, count: 4 * p)
@@ -512,6 +524,8 @@ final class GivensStageKernel {
         let perChunkReduced = 4 * p + d
         let padRows = self.padRows
         let pairIndex = UnsafePointer(self.pairIndex)
+        // The layer input of group g: the caller's x where it kept it, else the cache.
+        let kept = savedInputKept ? input : nil
         let cache = UnsafePointer(self.cache)
         Parallel.forEachChunk(count: groups, chunks: chunks, minRowsPerChunk: Self.minGroupsPerChunk) {
             chunk, range in
@@ -534,8 +548,13 @@ final class GivensStageKernel {
                     // Group g is full, since group g + 1 exists.
                     let r0 = 8 * g
                     let n1 = min(8, rows - r0 - 8)
-                    buf.update(from: cache + g * d, count: d)
-                    buf2.update(from: cache + (g + 1) * d, count: d)
+                    if let kept {
+                        Self.gather(buf, kept + r0 * d, rows: 8, width: d, zeroRow: zeroRow)
+                        Self.gather(buf2, kept + (r0 + 8) * d, rows: n1, width: d, zeroRow: zeroRow)
+                    } else {
+                        buf.update(from: cache + g * d, count: d)
+                        buf2.update(from: cache + (g + 1) * d, count: d)
+                    }
                     Self.runStages2(buf, buf2, pairIndex: pairIndex, coef: coef, blocks: p, save: (local, local2))
                     Self.gather(buf, dy + r0 * d, rows: 8, width: d, zeroRow: zeroRow)
                     Self.gather(buf2, dy + (r0 + 8) * d, rows: n1, width: d, zeroRow: zeroRow)
@@ -549,8 +568,12 @@ final class GivensStageKernel {
                 }
                 let r0 = 8 * g
                 let n = min(8, rows - r0)
-                // The pair entering every block, recomputed from the cached x: the forward's floats.
-                buf.update(from: cache + g * d, count: d)
+                // The pair entering every block, recomputed from x: the forward's floats.
+                if let kept {
+                    Self.gather(buf, kept + r0 * d, rows: n, width: d, zeroRow: zeroRow)
+                } else {
+                    buf.update(from: cache + g * d, count: d)
+                }
                 for (u, m) in untouched.enumerated() { local[2 * p + u] = buf[m] }
                 Self.runStages(buf, pairIndex: pairIndex, coef: coef, blocks: p, save: local)
                 let cg = UnsafePointer(local)

@@ -57,17 +57,25 @@ public protocol LinearAdapter: AnyObject {
 
     /// y[rows, out] = the adapted layer applied to x[rows, in]. `scratch` holds rows * max(in, out)
     /// floats the adapter may use for the duration of the call. With `saveForBackward`, keeps what
-    /// `backward` needs in its own buffers: the caller reuses `x`'s buffer before backward runs
-    /// (`BertEncoder` overwrites a layer's input with its output), so an adapter that needs x
-    /// copies it.
+    /// `backward` needs in its own buffers: the caller may reuse `x`'s buffer before backward runs,
+    /// so an adapter that needs x copies it. With `inputKept` as well, the caller promises to leave
+    /// x unchanged until the backward and to pass it there (`input`): an adapter that can work from
+    /// the caller's x (`usesKeptInput`) then keeps no copy of it.
     func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                 scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool)
+                 scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool)
 
     /// Given dy[rows, out] of the last saved forward: accumulates the parameter gradients and
-    /// writes dx[rows, in] (or adds it, with `accumulate`; skips it when nil). `scratch` and
-    /// `scratch2` hold rows * max(in, out) floats each.
-    func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                  accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>)
+    /// writes dx[rows, in] (or adds it, with `accumulate`; skips it when nil). `input` is that
+    /// forward's x where it was told `inputKept` (nil otherwise). `scratch` and `scratch2` hold
+    /// rows * max(in, out) floats each.
+    func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                  input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                  scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>)
+
+    /// Whether the adapter works from the caller's x when offered (`inputKept`) instead of a copy
+    /// of its own. The encoder keeps its layers' inputs for the backward only where some adapter
+    /// does.
+    var usesKeptInput: Bool { get }
 
     /// The method's soft penalty (0 where it has none). With `gradientScale` non-nil, adds
     /// `gradientScale * d penalty / d parameters` to the grads.
@@ -87,12 +95,25 @@ public protocol LinearAdapter: AnyObject {
 }
 
 extension LinearAdapter {
+    public var usesKeptInput: Bool { false }
     public var hasPenalty: Bool { false }
     public func penalty(gradientScale: Float?) -> Double { 0 }
     public var partSizes: [Int] { [] }
     public var partName: String { "part" }
     /// Total number of trainable scalars.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// `forward` with a copy of x kept wherever the adapter needs one (the form tests call).
+    public func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
+                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
+        forward(base: base, y: y, x: x, rows: rows, scratch: scratch, saveForBackward: saveForBackward, inputKept: false)
+    }
+
+    /// `backward` of a forward that kept its own copy of x.
+    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
+                         accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+        backward(base: base, dx: dx, dy: dy, input: nil, rows: rows, accumulate: accumulate, scratch: scratch, scratch2: scratch2)
+    }
 }
 
 /// An adapter that transforms the input of the frozen layer, `y = W (Q x) + b` (spec "Why"): the
@@ -105,7 +126,7 @@ public protocol InputAdapter: LinearAdapter {
     var outputWidth: Int { get }
 
     /// y[rows, d] = Q x_r for every row of x[rows, d]. `y` and `x` do not alias.
-    /// With `saveForBackward` whatever `transformBackward` needs is kept.
+    /// With `saveForBackward` whatever `backward` needs is kept.
     func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool)
 
     /// Given dy[rows, d] = dL/d(Q x) of the last saved forward, accumulates dL/dparameters and
@@ -113,6 +134,14 @@ public protocol InputAdapter: LinearAdapter {
     /// the same pass (dx += Q^T dy, each element the float sum of the old value and the one the
     /// plain call writes).
     func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool)
+
+    /// `forward` where, with `inputKept`, the caller keeps x for the backward (see
+    /// `LinearAdapter.forward`). The default keeps a copy as the plain forward does.
+    func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool, inputKept: Bool)
+
+    /// `backward` given the forward's x where it was told `inputKept`. The default ignores `input`.
+    func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, input: UnsafePointer<Float>?,
+                  rows: Int, accumulate: Bool)
 
     /// w[rows, d] <- w Q row by row (each row w_r becomes Q^T w_r): W' = W Q.
     func mergeIntoRows(_ w: UnsafeMutablePointer<Float>, rows: Int)
@@ -122,10 +151,20 @@ extension InputAdapter {
     public var inWidth: Int { width }
     public var outWidth: Int { outputWidth }
 
+    public func forward(y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool,
+                        inputKept: Bool) {
+        forward(y: y, x: x, rows: rows, saveForBackward: saveForBackward)
+    }
+
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, input: UnsafePointer<Float>?,
+                         rows: Int, accumulate: Bool) {
+        backward(dx: dx, dy: dy, rows: rows, accumulate: accumulate)
+    }
+
     /// y = (Q x) W^T + b, with Q x in `scratch`.
     public func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
-        forward(y: scratch, x: x, rows: rows, saveForBackward: saveForBackward)
+                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool) {
+        forward(y: scratch, x: x, rows: rows, saveForBackward: saveForBackward, inputKept: inputKept)
         base.forward(y: y, x: UnsafePointer(scratch), rows: rows)
     }
 
@@ -136,10 +175,11 @@ extension InputAdapter {
 
     /// d(Qx) = dy W into `scratch`; then dx = Q^T d(Qx), written or added by the adapter itself
     /// while it transposes back (no second buffer, no second pass). `scratch2` is not used.
-    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                         accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                         input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                         scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         base.backwardInput(dx: scratch, dy: dy, rows: rows, accumulate: false)
-        backward(dx: dx, dy: UnsafePointer(scratch), rows: rows, accumulate: accumulate)
+        backward(dx: dx, dy: UnsafePointer(scratch), input: input, rows: rows, accumulate: accumulate)
     }
 
     /// W' = W Q; the bias is unchanged.

@@ -80,7 +80,7 @@ public final class LoRAAdapter: LinearAdapter {
     /// z = x W^T + b, then h = x A^T [N, r] (kept with x with `saveForBackward`, else in
     /// `scratch`), then y = z + s h B^T.
     public func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
+                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool) {
         base.forward(y: y, x: x, rows: rows)
         let h: UnsafeMutablePointer<Float>
         if saveForBackward {
@@ -101,8 +101,9 @@ public final class LoRAAdapter: LinearAdapter {
     /// Differentiates y = x W^T + b + s h B^T with h = x A^T:
     ///   dB[O, r] += s dy^T h;   dh[N, r] = s dy B;   dA[r, I] += dh^T x;   dx[N, I] = dy W + dh A.
     /// dh lives in `scratch`; dx is written (or added, with `accumulate`).
-    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                         accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                         input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                         scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         guard savedRows == rows else {
             preconditionFailure("LoRAAdapter.backward(rows: \(rows)) without a saved forward of that many rows")
         }

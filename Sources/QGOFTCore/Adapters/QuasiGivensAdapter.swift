@@ -40,19 +40,34 @@ public final class QuasiGivensAdapter: GivensAdapter {
 
     public func reserve(rows: Int) { kernel.reserve(rows: rows) }
 
+    /// The kernel works from the encoder's kept layer input instead of a copy of its own.
+    public var usesKeptInput: Bool { true }
+
     /// y = S_L ... S_1 x per row (spec "GOFT: d - 1 Givens rotations in a tree", block order).
     public func forward(
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool
     ) {
-        kernel.forward(y: y, x: x, rows: rows, coef: blocks.value.data, scale: nil, save: saveForBackward)
+        forward(y: y, x: x, rows: rows, saveForBackward: saveForBackward, inputKept: false)
+    }
+
+    public func forward(
+        y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int, saveForBackward: Bool, inputKept: Bool
+    ) {
+        kernel.forward(y: y, x: x, rows: rows, coef: blocks.value.data, scale: nil, save: saveForBackward,
+                       inputKept: inputKept)
+    }
+
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
+        backward(dx: dx, dy: dy, input: nil, rows: rows, accumulate: accumulate)
     }
 
     /// dB_k = sum_rows dY X^T added to `givens_soft.grad` (the kernel's doc has the per-block
     /// expressions); dx = Q^T dy.
-    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool) {
+    public func backward(dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, input: UnsafePointer<Float>?,
+                         rows: Int, accumulate: Bool) {
         dCoef.withUnsafeMutableBufferPointer { g in
             guard let gBase = g.baseAddress else { return }
-            kernel.backward(dx: dx, dy: dy, rows: rows, accumulate: accumulate, dCoef: gBase, dScale: nil)
+            kernel.backward(dx: dx, dy: dy, input: input, rows: rows, accumulate: accumulate, dCoef: gBase, dScale: nil)
             let grad = blocks.grad.data
             for q in 0..<(4 * blockCount) { grad[q] += Float(gBase[q]) }
         }

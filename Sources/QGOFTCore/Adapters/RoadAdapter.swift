@@ -153,7 +153,7 @@ public final class RoadAdapter: LinearAdapter {
 
     /// z = x W^T + b (kept with `saveForBackward`, else in `scratch`), then y = R z.
     public func forward(base: FrozenLinear, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool) {
+                        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool) {
         prepareCoefficients()
         let z: UnsafeMutablePointer<Float>
         if saveForBackward {
@@ -175,8 +175,9 @@ public final class RoadAdapter: LinearAdapter {
     ///   d theta_s +=  ds alpha_s cos theta_s,  d alpha_s += ds sin theta_s
     /// (road_1 and road_2 share theta and alpha between f and s; road_1 also between the pair).
     /// dz lives in `scratch`.
-    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int,
-                         accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
+    public func backward(base: FrozenLinear, dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>,
+                         input: UnsafePointer<Float>?, rows: Int, accumulate: Bool,
+                         scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>) {
         guard savedRows == rows else {
             preconditionFailure("RoadAdapter.backward(rows: \(rows)) without a saved forward of that many rows")
         }

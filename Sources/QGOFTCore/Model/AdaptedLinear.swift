@@ -32,13 +32,15 @@ public final class AdaptedLinear: @unchecked Sendable {
     }
 
     /// y[N,out] = the adapted layer on x (x W^T + b without an adapter). `scratch` holds
-    /// N * max(in, out) floats.
+    /// N * max(in, out) floats. With `inputKept` the caller leaves x unchanged until `backward`
+    /// and passes it there (`LinearAdapter.forward`).
     public func forward(
         y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, rows: Int,
-        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool
+        scratch: UnsafeMutablePointer<Float>, saveForBackward: Bool, inputKept: Bool = false
     ) {
         if let adapter {
-            adapter.forward(base: frozen, y: y, x: x, rows: rows, scratch: scratch, saveForBackward: saveForBackward)
+            adapter.forward(base: frozen, y: y, x: x, rows: rows, scratch: scratch, saveForBackward: saveForBackward,
+                            inputKept: inputKept)
         } else {
             frozen.forward(y: y, x: x, rows: rows)
         }
@@ -46,13 +48,15 @@ public final class AdaptedLinear: @unchecked Sendable {
 
     /// Differentiates `forward`: the adapter's parameter gradients are accumulated and dx is
     /// written, or added with `accumulate`, or skipped when nil (the first layer's input needs no
-    /// gradient, but its adapters still do). `scratch` and `scratch2` hold N * max(in, out) floats each.
+    /// gradient, but its adapters still do). `input` is the forward's x where it had `inputKept`.
+    /// `scratch` and `scratch2` hold N * max(in, out) floats each.
     public func backward(
-        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, rows: Int, accumulate: Bool,
-        scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>
+        dx: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, input: UnsafePointer<Float>? = nil, rows: Int,
+        accumulate: Bool, scratch: UnsafeMutablePointer<Float>, scratch2: UnsafeMutablePointer<Float>
     ) {
         if let adapter {
-            adapter.backward(base: frozen, dx: dx, dy: dy, rows: rows, accumulate: accumulate, scratch: scratch, scratch2: scratch2)
+            adapter.backward(base: frozen, dx: dx, dy: dy, input: input, rows: rows, accumulate: accumulate,
+                             scratch: scratch, scratch2: scratch2)
         } else if let dx {
             frozen.backwardInput(dx: dx, dy: dy, rows: rows, accumulate: accumulate)
         }

@@ -190,6 +190,9 @@ public final class BertEncoder: @unchecked Sendable {
         let H = config.numAttentionHeads, hs = config.headSize
         precondition(T <= config.maxPositionEmbeddings, "sequence length \(T) exceeds max_position_embeddings")
         ws.prepare(batch, heads: H)
+        // In training, the layers' inputs are kept for the backward where an adapter works from
+        // them instead of a copy of its own (`LinearAdapter.usesKeptInput`).
+        ws.beginForward(keepingInputs: training && linears.contains { $0.adapter?.usesKeptInput == true })
         guard N > 0 else { return }
         let t = trainables
         batch.ids.withUnsafeBufferPointer { ids in
@@ -202,34 +205,40 @@ public final class BertEncoder: @unchecked Sendable {
         // The embedding LayerNorm keeps xhat / rstd only when its parameters train.
         let keep = training && t != nil
         if keep { ws.keepIDs(batch.ids) }
-        LayerNorm.forward(out: ws.hidden.data, xhat: keep ? ws.xhat0.data : nil, rstd: keep ? ws.rstd0.data : nil, x: ws.sum.data,
+        LayerNorm.forward(out: ws.layerInput(0), xhat: keep ? ws.xhat0.data : nil, rstd: keep ? ws.rstd0.data : nil,
+                          x: ws.sum.data,
                           gamma: t?.embeddingLNGamma.value.data ?? embeddingLNGamma.data,
                           beta: t?.embeddingLNBeta.value.data ?? embeddingLNBeta.data,
                           rows: N, width: C, eps: config.layerNormEps)
         let eps = config.layerNormEps
+        let kept = ws.keptInputs
         for (l, layer) in layers.enumerated() {
             let c = ws.caches[l]
+            let io = ws.inputs(l)
             let norms = t?.layerNorms[l]
             let g1 = norms?.ln1Gamma.value.data ?? layer.ln1Gamma.data, b1 = norms?.ln1Beta.value.data ?? layer.ln1Beta.data
             let g2 = norms?.ln2Gamma.value.data ?? layer.ln2Gamma.data, b2 = norms?.ln2Beta.value.data ?? layer.ln2Beta.data
-            let h = ws.hidden.data
+            let h = ws.layerInput(l)
             let a = ws.adapterOut.data
-            layer.query.forward(y: c.q.data, x: h, rows: N, scratch: a, saveForBackward: training)
-            layer.key.forward(y: c.k.data, x: h, rows: N, scratch: a, saveForBackward: training)
-            layer.value.forward(y: c.v.data, x: h, rows: N, scratch: a, saveForBackward: training)
-            SelfAttention.forward(ctx: ws.ctx.data, probs: c.probs.data, q: c.q.data, k: c.k.data, v: c.v.data,
+            layer.query.forward(y: c.q.data, x: h, rows: N, scratch: a, saveForBackward: training, inputKept: kept)
+            layer.key.forward(y: c.k.data, x: h, rows: N, scratch: a, saveForBackward: training, inputKept: kept)
+            layer.value.forward(y: c.v.data, x: h, rows: N, scratch: a, saveForBackward: training, inputKept: kept)
+            SelfAttention.forward(ctx: io.ctx.data, probs: c.probs.data, q: c.q.data, k: c.k.data, v: c.v.data,
                                   offsets: ws.offsets, probsOffsets: ws.probsOffsets, batch: B, heads: H, headSize: hs)
             // h1 = LN1(Lin_o(ctx) + h)
-            layer.attentionOutput.forward(y: ws.sum.data, x: ws.ctx.data, rows: N, scratch: a, saveForBackward: training)
-            LayerNorm.forward(out: ws.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data, residual: h,
+            layer.attentionOutput.forward(y: ws.sum.data, x: io.ctx.data, rows: N, scratch: a, saveForBackward: training,
+                                          inputKept: kept)
+            LayerNorm.forward(out: io.h1.data, xhat: c.xhat1.data, rstd: c.rstd1.data, x: ws.sum.data, residual: h,
                               gamma: g1, beta: b1, rows: N, width: C, eps: eps)
             // u = Lin_i(h1); g = GELU(u)
-            layer.intermediate.forward(y: c.u.data, x: ws.h1.data, rows: N, scratch: a, saveForBackward: training)
-            GELU.forward(out: ws.gelu.data, x: c.u.data, count: N * F)
-            // out = LN2(Lin_out(g) + h1)
-            layer.output.forward(y: ws.sum.data, x: ws.gelu.data, rows: N, scratch: a, saveForBackward: training)
-            LayerNorm.forward(out: ws.hidden.data, xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data, residual: ws.h1.data,
-                              gamma: g2, beta: b2, rows: N, width: C, eps: eps)
+            layer.intermediate.forward(y: c.u.data, x: io.h1.data, rows: N, scratch: a, saveForBackward: training,
+                                       inputKept: kept)
+            GELU.forward(out: io.gelu.data, x: c.u.data, count: N * F)
+            // out = LN2(Lin_out(g) + h1): the next layer's input (the final hidden states after the last)
+            layer.output.forward(y: ws.sum.data, x: io.gelu.data, rows: N, scratch: a, saveForBackward: training,
+                                 inputKept: kept)
+            LayerNorm.forward(out: ws.layerInput(l + 1), xhat: c.xhat2.data, rstd: c.rstd2.data, x: ws.sum.data,
+                              residual: io.h1.data, gamma: g2, beta: b2, rows: N, width: C, eps: eps)
         }
     }
 
@@ -249,6 +258,8 @@ public final class BertEncoder: @unchecked Sendable {
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[l]
             let c = ws.caches[l]
+            // The forward's inputs of this layer's linears, where it kept them.
+            let io = ws.keptInputs ? ws.inputs(l) : nil
             let s1 = ws.adapterOut.data, s2 = ws.adapterGrad.data
             let norms = t?.layerNorms[l]
             let g1 = norms?.ln1Gamma.value.data ?? layer.ln1Gamma.data, g2 = norms?.ln2Gamma.value.data ?? layer.ln2Gamma.data
@@ -256,15 +267,18 @@ public final class BertEncoder: @unchecked Sendable {
             LayerNorm.backward(dx: ws.dSum.data, dgamma: norms?.ln2Gamma.grad.data, dbeta: norms?.ln2Beta.grad.data, dout: ws.dHidden.data,
                                xhat: c.xhat2.data, rstd: c.rstd2.data, gamma: g2, rows: N, width: C)
             // dg = Lin_out'(dS2); du = dg * GELU'(u)
-            layer.output.backward(dx: ws.dGelu.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
+            layer.output.backward(dx: ws.dGelu.data, dy: ws.dSum.data, input: io?.gelu.data, rows: N, accumulate: false,
+                                  scratch: s1, scratch2: s2)
             GELU.backward(dx: ws.dGelu.data, dout: ws.dGelu.data, x: c.u.data, count: N * F)
             // dh1 = Lin_i'(du) + dS2
             ws.dH1.data.update(from: ws.dSum.data, count: N * C)
-            layer.intermediate.backward(dx: ws.dH1.data, dy: ws.dGelu.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            layer.intermediate.backward(dx: ws.dH1.data, dy: ws.dGelu.data, input: io?.h1.data, rows: N, accumulate: true,
+                                        scratch: s1, scratch2: s2)
             // h1 = LN1(s1), s1 = Lin_o(ctx) + h  =>  dS1 = LN1'(dh1); dh = dS1 (residual) + ...
             LayerNorm.backward(dx: ws.dSum.data, dgamma: norms?.ln1Gamma.grad.data, dbeta: norms?.ln1Beta.grad.data, dout: ws.dH1.data,
                                xhat: c.xhat1.data, rstd: c.rstd1.data, gamma: g1, rows: N, width: C)
-            layer.attentionOutput.backward(dx: ws.dCtx.data, dy: ws.dSum.data, rows: N, accumulate: false, scratch: s1, scratch2: s2)
+            layer.attentionOutput.backward(dx: ws.dCtx.data, dy: ws.dSum.data, input: io?.ctx.data, rows: N, accumulate: false,
+                                           scratch: s1, scratch2: s2)
             SelfAttention.backward(dq: ws.dQ.data, dk: ws.dK.data, dv: ws.dV.data, dctx: ws.dCtx.data, probs: c.probs.data,
                                    q: c.q.data, k: c.k.data, v: c.v.data,
                                    offsets: ws.offsets, probsOffsets: ws.probsOffsets, scratch: ws.attentionScratch(batch: B, maxLength: T, heads: H),
@@ -272,9 +286,10 @@ public final class BertEncoder: @unchecked Sendable {
             // dh = Lin_q'(dq) + Lin_k'(dk) + Lin_v'(dv) + dS1; not needed below layer 0.
             let dh: UnsafeMutablePointer<Float>? = (l > 0 || inputGradient || t != nil) ? ws.dHidden.data : nil
             if let dh { dh.update(from: ws.dSum.data, count: N * C) }
-            layer.query.backward(dx: dh, dy: ws.dQ.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
-            layer.key.backward(dx: dh, dy: ws.dK.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
-            layer.value.backward(dx: dh, dy: ws.dV.data, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            let h = io == nil ? nil : UnsafePointer(ws.layerInput(l))
+            layer.query.backward(dx: dh, dy: ws.dQ.data, input: h, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            layer.key.backward(dx: dh, dy: ws.dK.data, input: h, rows: N, accumulate: true, scratch: s1, scratch2: s2)
+            layer.value.backward(dx: dh, dy: ws.dV.data, input: h, rows: N, accumulate: true, scratch: s1, scratch2: s2)
         }
         guard let t else { return }
         // h0 = LN0(sum), sum = word[id] + position[t] + type[0]  =>  dSum = LN0'(dh0), then scattered
@@ -294,8 +309,19 @@ public final class BertEncoder: @unchecked Sendable {
 /// Activation and gradient buffers for one encoder, sized once for the largest batch
 /// (maxBatch sequences of at most maxSeq tokens: at most maxBatch x maxSeq rows) and used by
 /// packed batches of any shape that fits. Per layer, exactly what backward needs:
-/// q, k, v [N,C]; probs [sum_b H L_b^2]; xhat1, xhat2 [N,C]; rstd1, rstd2 [N]; u [N,F].
+/// q, k, v [N,C]; probs [sum_b H L_b^2]; xhat1, xhat2 [N,C]; rstd1, rstd2 [N]; u [N,F]; and with
+/// `keepsLayerInputs` the inputs of the layer's linears (`LayerInputs`), which adapters that use
+/// them (`LinearAdapter.usesKeptInput`) then need not copy.
 public final class EncoderWorkspace: @unchecked Sendable {
+    /// The inputs of one layer's attention output, intermediate and output linears: ctx [N,C],
+    /// h1 [N,C] and the GELU output [N,F] (query, key and value read the layer input h).
+    final class LayerInputs: @unchecked Sendable {
+        let ctx, h1, gelu: Tensor
+        init(rows: Int, C: Int, F: Int) {
+            ctx = Tensor([rows, C]); h1 = Tensor([rows, C]); gelu = Tensor([rows, F])
+        }
+    }
+
     public final class LayerCache: @unchecked Sendable {
         let q, k, v, probs, xhat1, xhat2, rstd1, rstd2, u: Tensor
         init(rows: Int, C: Int, F: Int, attention: Int) {
@@ -310,10 +336,20 @@ public final class EncoderWorkspace: @unchecked Sendable {
     public let maxBatch: Int
     public let maxSeq: Int
     let caches: [LayerCache]
+    /// Whether every layer's linear inputs can stay in buffers of their own until the backward
+    /// (`keptInputs`). Otherwise all layers share one set, and h is `hidden` (each layer
+    /// overwrites its input with its output).
+    public let keepsLayerInputs: Bool
+    /// Whether the last forward kept them: in training, where some adapter uses them.
+    private(set) var keptInputs = false
+    /// The layer inputs h [N,C] of layers 0 ..< L, and `LayerInputs` of every layer, where the
+    /// workspace keeps them (else empty, and one shared `LayerInputs`).
+    private let layerH: [Tensor]
+    private let layerInputs: [LayerInputs]
     /// Final hidden states [N, C] after `forward`; the input gradient buffer for `backward`.
     public let hidden: Tensor
     public let dHidden: Tensor
-    let sum, ctx, h1, gelu, adapterOut, adapterGrad: Tensor
+    let sum, adapterOut, adapterGrad: Tensor
     let dSum, dGelu, dH1, dCtx, dQ, dK, dV: Tensor
     /// The embedding LayerNorm's xhat [N,C] and rstd [N], and the batch's ids, kept when the
     /// embeddings train (full fine-tuning).
@@ -329,17 +365,22 @@ public final class EncoderWorkspace: @unchecked Sendable {
     private var scratch: UnsafeMutablePointer<Float>
     private var scratchCount: Int
 
-    public init(config: BertConfiguration, maxBatch: Int, maxSeq: Int) {
+    /// `keepLayerInputs`: give every layer's linear inputs buffers of their own (`keepsLayerInputs`);
+    /// `SequenceClassifier` asks for it where some adapter uses them.
+    public init(config: BertConfiguration, maxBatch: Int, maxSeq: Int, keepLayerInputs: Bool = false) {
         let rows = maxBatch * maxSeq
         let C = config.hiddenSize, F = config.intermediateSize, H = config.numAttentionHeads
+        let L = config.numHiddenLayers
         self.maxBatch = maxBatch
         self.maxSeq = maxSeq
-        caches = (0..<config.numHiddenLayers).map { _ in
+        caches = (0..<L).map { _ in
             LayerCache(rows: rows, C: C, F: F, attention: maxBatch * H * maxSeq * maxSeq)
         }
         hidden = Tensor([rows, C]); dHidden = Tensor([rows, C])
-        sum = Tensor([rows, C]); ctx = Tensor([rows, C]); h1 = Tensor([rows, C])
-        gelu = Tensor([rows, F]); adapterOut = Tensor([rows, max(C, F)]); adapterGrad = Tensor([rows, max(C, F)])
+        keepsLayerInputs = keepLayerInputs && L > 0
+        layerH = keepsLayerInputs ? (0..<L).map { _ in Tensor([rows, C]) } : []
+        layerInputs = (0..<(keepsLayerInputs ? L : 1)).map { _ in LayerInputs(rows: rows, C: C, F: F) }
+        sum = Tensor([rows, C]); adapterOut = Tensor([rows, max(C, F)]); adapterGrad = Tensor([rows, max(C, F)])
         dSum = Tensor([rows, C]); dGelu = Tensor([rows, F]); dH1 = Tensor([rows, C]); dCtx = Tensor([rows, C])
         dQ = Tensor([rows, C]); dK = Tensor([rows, C]); dV = Tensor([rows, C])
         xhat0 = Tensor([rows, C]); rstd0 = Tensor([rows])
@@ -355,6 +396,21 @@ public final class EncoderWorkspace: @unchecked Sendable {
         offsets.deallocate()
         probsOffsets.deallocate()
         scratch.deallocate()
+    }
+
+    /// Starts a forward that keeps the layers' inputs (`kept`, needs `keepsLayerInputs`) or not.
+    func beginForward(keepingInputs kept: Bool) {
+        keptInputs = kept && keepsLayerInputs
+    }
+
+    /// The inputs of layer l's attention output, intermediate and output linears in this forward.
+    func inputs(_ l: Int) -> LayerInputs {
+        keptInputs ? layerInputs[l] : layerInputs[0]
+    }
+
+    /// The input h of layer l in this forward, for l up to the layer count: past the last layer, `hidden`.
+    func layerInput(_ l: Int) -> UnsafeMutablePointer<Float> {
+        keptInputs && l < layerH.count ? layerH[l].data : hidden.data
     }
 
     /// Checks that a batch fits and records its shape and offsets for this forward and its backward.
