@@ -56,6 +56,12 @@ final class EncoderGradientTests: XCTestCase {
             let copied = run(keep: false), kept = run(keep: true)
             XCTAssertFalse(copied.kept)
             XCTAssertEqual(kept.kept, method != .lora, "\(method)")
+            // The classifier sizes its workspace by the same predicate the forward keeps by.
+            XCTAssertEqual(enc.adaptersUseKeptInputs, method != .lora, "\(method)")
+            var hrng = SplitMix64(seed: 3)
+            let model = SequenceClassifier(encoder: enc, head: ClassificationHead(width: C, classes: 2, rng: &hrng),
+                                           maxBatch: 2, maxSeq: 5)
+            XCTAssertEqual(model.workspace.keepsLayerInputs, method != .lora, "\(method)")
             XCTAssertEqual(kept.hidden.map(\.bitPattern), copied.hidden.map(\.bitPattern), "\(method)")
             XCTAssertEqual(kept.dHidden.map(\.bitPattern), copied.dHidden.map(\.bitPattern), "\(method)")
             XCTAssertEqual(kept.grads.map { $0.map(\.bitPattern) }, copied.grads.map { $0.map(\.bitPattern) }, "\(method)")

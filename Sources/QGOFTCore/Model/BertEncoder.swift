@@ -159,6 +159,11 @@ public final class BertEncoder: @unchecked Sendable {
     /// its output for a sentence then never changes (the head-only probe caches it).
     public var isFrozen: Bool { trainables == nil && linears.allSatisfy { $0.adapter == nil } }
 
+    /// Whether some adapter works from the layer inputs the encoder keeps in training
+    /// (`LinearAdapter.usesKeptInput`): its workspace should then keep them
+    /// (`EncoderWorkspace(keepLayerInputs:)`), and its training forwards do.
+    public var adaptersUseKeptInputs: Bool { linears.contains { $0.adapter?.usesKeptInput == true } }
+
     /// The adapters' tensors in model order, then `trainables` (full fine-tuning), with module paths.
     public var trainableParameters: [(module: String, parameter: Parameter)] {
         var out: [(String, Parameter)] = []
@@ -192,7 +197,7 @@ public final class BertEncoder: @unchecked Sendable {
         ws.prepare(batch, heads: H)
         // In training, the layers' inputs are kept for the backward where an adapter works from
         // them instead of a copy of its own (`LinearAdapter.usesKeptInput`).
-        ws.beginForward(keepingInputs: training && linears.contains { $0.adapter?.usesKeptInput == true })
+        ws.beginForward(keepingInputs: training && adaptersUseKeptInputs)
         guard N > 0 else { return }
         let t = trainables
         batch.ids.withUnsafeBufferPointer { ids in

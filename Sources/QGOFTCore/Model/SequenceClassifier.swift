@@ -39,7 +39,7 @@ public final class SequenceClassifier: @unchecked Sendable {
         self.head = head
         // The layers' inputs are kept for the backward where an adapter works from them instead of a copy.
         workspace = EncoderWorkspace(config: encoder.config, maxBatch: maxBatch, maxSeq: maxSeq,
-                                     keepLayerInputs: encoder.adaptedLinears.contains { $0.adapter?.usesKeptInput == true })
+                                     keepLayerInputs: encoder.adaptersUseKeptInputs)
         let C = encoder.config.hiddenSize, K = head.classes
         pooled = Tensor([maxBatch, C]); dpooled = Tensor([maxBatch, C])
         logits = Tensor([maxBatch, K]); probs = Tensor([maxBatch, K]); dlogits = Tensor([maxBatch, K])
