@@ -1,3 +1,5 @@
+import Foundation
+
 // Dimension legend used in every shape comment of the core library:
 //   B  batch size (sequences)          T  longest sequence length of the batch; L_b one's length
 //   N  rows = sum_b L_b (real tokens of a packed batch)   C  hidden width (384 for MiniLM-L6)
@@ -17,7 +19,9 @@ public final class Tensor: @unchecked Sendable {
     public private(set) var shape: [Int]
     /// Number of floats the storage holds.
     public let capacity: Int
-    /// The storage, `capacity` floats, zero-initialised.
+    /// The storage, `capacity` floats, zero-initialised. It comes from `calloc`: for a large
+    /// buffer that maps fresh zero pages, which take memory only once written, so a workspace
+    /// sized for the largest batch costs what the batches actually use.
     public let data: UnsafeMutablePointer<Float>
 
     /// Number of elements in the current shape.
@@ -30,8 +34,10 @@ public final class Tensor: @unchecked Sendable {
         let cap = max(capacity ?? n, n, 1)
         self.shape = shape
         self.capacity = cap
-        self.data = UnsafeMutablePointer<Float>.allocate(capacity: cap)
-        self.data.initialize(repeating: 0, count: cap)
+        guard let raw = calloc(cap, MemoryLayout<Float>.stride) else {
+            fatalError("out of memory allocating a tensor of \(cap) floats")
+        }
+        self.data = raw.bindMemory(to: Float.self, capacity: cap)
     }
 
     /// A tensor holding `values` (row-major) with the given shape.
@@ -43,7 +49,7 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
-    deinit { data.deallocate() }
+    deinit { free(data) }
 
     /// Changes the shape in place; the new size must fit the capacity. Contents are kept as raw memory.
     public func reshape(_ newShape: [Int]) {
