@@ -41,8 +41,12 @@ final class KernelGradientTests: XCTestCase {
         let one = Tensor(shape: [1], values: [1]), y = Tensor([1])
         GELU.forward(out: y.data, x: one.data, count: 1)
         XCTAssertEqual(y[0], 0.8413447, accuracy: 2e-7)
+        // The training forward: the same output, and GELU'(x) in place of (a copy of) x.
+        let derivative = x.clone(), trained = Tensor([n])
+        GELU.forward(out: trained.data, derivativeInPlaceOf: derivative.data, count: n)
+        XCTAssertEqual(trained.array.map(\.bitPattern), out.array.map(\.bitPattern))
         let dx = Tensor([n]), dout = Tensor(shape: [n], values: r)
-        GELU.backward(dx: dx.data, dout: dout.data, x: x.data, count: n)
+        GELU.backward(dx: dx.data, dout: dout.data, derivative: derivative.data, count: n)
         GradientCheck.check("gelu.dx", input: x.data, count: n, analytic: dx.array, loss: loss)
     }
 
@@ -193,7 +197,10 @@ final class GELUTests: XCTestCase {
             dout[i] = 1 + Float(i % 3)
         }
         GELU.forward(out: y.data, x: x.data, count: n)
-        GELU.backward(dx: dx.data, dout: dout.data, x: x.data, count: n)
+        let derivative = x.clone(), trained = Tensor([n])
+        GELU.forward(out: trained.data, derivativeInPlaceOf: derivative.data, count: n)
+        XCTAssertEqual(trained.array.map(\.bitPattern), y.array.map(\.bitPattern), "the training forward's output")
+        GELU.backward(dx: dx.data, dout: dout.data, derivative: derivative.data, count: n)
         var worstY = 0.0, worstD = 0.0
         for i in 0..<n {
             let v = Double(x[i])

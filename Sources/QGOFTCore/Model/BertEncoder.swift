@@ -197,7 +197,7 @@ public final class BertEncoder: @unchecked Sendable {
         ws.prepare(batch, heads: H)
         // In training, the layers' inputs are kept for the backward where an adapter works from
         // them instead of a copy of its own (`LinearAdapter.usesKeptInput`).
-        ws.beginForward(keepingInputs: training && adaptersUseKeptInputs)
+        ws.beginForward(training: training, keepingInputs: training && adaptersUseKeptInputs)
         guard N > 0 else { return }
         let t = trainables
         batch.ids.withUnsafeBufferPointer { ids in
@@ -238,7 +238,12 @@ public final class BertEncoder: @unchecked Sendable {
             // u = Lin_i(h1); g = GELU(u)
             layer.intermediate.forward(y: c.u.data, x: io.h1.data, rows: N, scratch: a, saveForBackward: training,
                                        inputKept: kept)
-            GELU.forward(out: io.gelu.data, x: c.u.data, count: N * F)
+            // Training keeps GELU'(u) for the backward in place of u.
+            if training {
+                GELU.forward(out: io.gelu.data, derivativeInPlaceOf: c.u.data, count: N * F)
+            } else {
+                GELU.forward(out: io.gelu.data, x: c.u.data, count: N * F)
+            }
             // out = LN2(Lin_out(g) + h1): the next layer's input (the final hidden states after the last)
             layer.output.forward(y: ws.sum.data, x: io.gelu.data, rows: N, scratch: a, saveForBackward: training,
                                  inputKept: kept)
@@ -256,6 +261,7 @@ public final class BertEncoder: @unchecked Sendable {
     /// `inputGradient` asks for dL/d(embedding LayerNorm output), left in `ws.dHidden` (tests use it).
     public func backward(workspace ws: EncoderWorkspace, inputGradient: Bool = false) {
         let B = ws.batch, T = ws.seq, N = ws.tokens
+        precondition(ws.trainingForward, "BertEncoder.backward: the last forward was not a training forward (training: true)")
         guard N > 0 else { return }
         let C = config.hiddenSize, F = config.intermediateSize
         let H = config.numAttentionHeads, hs = config.headSize
@@ -274,7 +280,7 @@ public final class BertEncoder: @unchecked Sendable {
             // dg = Lin_out'(dS2); du = dg * GELU'(u)
             layer.output.backward(dx: ws.dGelu.data, dy: ws.dSum.data, input: io?.gelu.data, rows: N, accumulate: false,
                                   scratch: s1, scratch2: s2)
-            GELU.backward(dx: ws.dGelu.data, dout: ws.dGelu.data, x: c.u.data, count: N * F)
+            GELU.backward(dx: ws.dGelu.data, dout: ws.dGelu.data, derivative: c.u.data, count: N * F)
             // dh1 = Lin_i'(du) + dS2
             ws.dH1.data.update(from: ws.dSum.data, count: N * C)
             layer.intermediate.backward(dx: ws.dH1.data, dy: ws.dGelu.data, input: io?.h1.data, rows: N, accumulate: true,
@@ -327,6 +333,8 @@ public final class EncoderWorkspace: @unchecked Sendable {
         }
     }
 
+    /// What one layer's backward needs of its forward. `u` [N,F] holds the intermediate linear's
+    /// output, the GELU's input, until the GELU of a training forward replaces it with GELU'(u).
     public final class LayerCache: @unchecked Sendable {
         let q, k, v, probs, xhat1, xhat2, rstd1, rstd2, u: Tensor
         init(rows: Int, C: Int, F: Int, attention: Int) {
@@ -347,6 +355,9 @@ public final class EncoderWorkspace: @unchecked Sendable {
     public let keepsLayerInputs: Bool
     /// Whether the last forward kept them: in training, where some adapter uses them.
     private(set) var keptInputs = false
+    /// Whether the last forward was a training forward: the backward needs what only that keeps
+    /// (GELU's derivative in place of its input u).
+    private(set) var trainingForward = false
     /// The layer inputs h [N,C] of layers 0 ..< L, and `LayerInputs` of every layer, where the
     /// workspace keeps them (else empty, and one shared `LayerInputs`).
     private let layerH: [Tensor]
@@ -403,8 +414,10 @@ public final class EncoderWorkspace: @unchecked Sendable {
         scratch.deallocate()
     }
 
-    /// Starts a forward that keeps the layers' inputs (`kept`, needs `keepsLayerInputs`) or not.
-    func beginForward(keepingInputs kept: Bool) {
+    /// Starts a forward, a training one (which keeps what the backward needs) or not, that keeps
+    /// the layers' inputs (`kept`, needs `keepsLayerInputs`) or not.
+    func beginForward(training: Bool, keepingInputs kept: Bool) {
+        trainingForward = training
         keptInputs = kept && keepsLayerInputs
     }
 

@@ -53,32 +53,57 @@ public enum GELU {
     @inline(__always)
     static func forward(_ v: V) -> V { 0.5 * v * (1 + erf(v * 0.70710678118654752)) }
 
-    /// The derivative per lane, Phi(x) + x phi(x), with phi's exponential taken
-    /// from the erf (exp(-(x / sqrt 2)^2) = exp(-x^2 / 2)) instead of a second exp.
-    @inline(__always)
-    static func derivative(_ v: V) -> V {
-        let (e, g) = erfAndGaussian(v * 0.70710678118654752)
-        let cdf = 0.5 * (1 + e)
-        return cdf + v * (g * 0.39894228040143268)
-    }
-
-    /// Differentiates out = x Phi(x): dx = dout * (Phi(x) + x phi(x)), Phi the normal CDF,
-    /// phi = exp(-x^2/2) / sqrt(2 pi). `x` is the saved pre-activation; `dx` may alias `dout`.
-    public static func backward(dx: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, x: UnsafePointer<Float>, count: Int) {
-        let job = UncheckedSendable((dx, dout, x))  // disjoint ranges per chunk
+    /// out[n] = GELU(x[n]) and, overwriting x, x[n] = GELU'(x[n]) = Phi(x) + x phi(x), for
+    /// n < count: the training forward, which keeps the derivative for `backward` instead of the
+    /// pre-activation, so the backward evaluates no erf and no exp. One erf and one exponential
+    /// give both; every float is the one `forward` and `derivative` give on their own.
+    public static func forward(out: UnsafeMutablePointer<Float>, derivativeInPlaceOf x: UnsafeMutablePointer<Float>,
+                               count: Int) {
+        let job = UncheckedSendable((out, x))  // disjoint ranges per chunk
         Parallel.forEachChunk(count: count, minRowsPerChunk: 4096) { _, range in
-            let (dx, dout, x) = job.value
+            let (out, x) = job.value
             var i = range.lowerBound
             while i + 8 <= range.upperBound {
-                let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-                let g = UnsafeRawPointer(dout + i).loadUnaligned(as: V.self)
-                UnsafeMutableRawPointer(dx + i).storeBytes(of: g * derivative(v), as: V.self)
+                let (y, d) = valueAndDerivative(UnsafeRawPointer(x + i).loadUnaligned(as: V.self))
+                UnsafeMutableRawPointer(out + i).storeBytes(of: y, as: V.self)
+                UnsafeMutableRawPointer(x + i).storeBytes(of: d, as: V.self)
                 i += 8
             }
             if i < range.upperBound {  // the ragged tail through the same lanes
                 let n = range.upperBound - i
-                let g = VectorMath.load(dout + i, count: n)
-                VectorMath.store(g * derivative(VectorMath.load(x + i, count: n)), to: dx + i, count: n)
+                let (y, d) = valueAndDerivative(VectorMath.load(x + i, count: n))
+                VectorMath.store(y, to: out + i, count: n)
+                VectorMath.store(d, to: x + i, count: n)
+            }
+        }
+    }
+
+    /// `forward(v)` and the derivative per lane, Phi(v) + v phi(v), from one erf: the value is
+    /// `forward`'s to the bit (the same operations), and phi's exponential is the erf's
+    /// (exp(-(v / sqrt 2)^2) = exp(-v^2 / 2)) instead of a second exp.
+    @inline(__always)
+    static func valueAndDerivative(_ v: V) -> (value: V, derivative: V) {
+        let (e, g) = erfAndGaussian(v * 0.70710678118654752)
+        return (0.5 * v * (1 + e), 0.5 * (1 + e) + v * (g * 0.39894228040143268))
+    }
+
+    /// Differentiates out = x Phi(x) given the derivative the training forward kept:
+    /// dx = dout * GELU'(x). `dx` may alias `dout`.
+    public static func backward(dx: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                derivative: UnsafePointer<Float>, count: Int) {
+        let job = UncheckedSendable((dx, dout, derivative))  // disjoint ranges per chunk
+        Parallel.forEachChunk(count: count, minRowsPerChunk: 4096) { _, range in
+            let (dx, dout, derivative) = job.value
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let d = UnsafeRawPointer(derivative + i).loadUnaligned(as: V.self)
+                let g = UnsafeRawPointer(dout + i).loadUnaligned(as: V.self)
+                UnsafeMutableRawPointer(dx + i).storeBytes(of: g * d, as: V.self)
+                i += 8
+            }
+            while i < range.upperBound {
+                dx[i] = dout[i] * derivative[i]
+                i += 1
             }
         }
     }
