@@ -56,7 +56,7 @@ public enum GELU {
     /// out[n] = GELU(x[n]) and, overwriting x, x[n] = GELU'(x[n]) = Phi(x) + x phi(x), for
     /// n < count: the training forward, which keeps the derivative for `backward` instead of the
     /// pre-activation, so the backward evaluates no erf and no exp. One erf and one exponential
-    /// give both; every float is the one `forward` and `derivative` give on their own.
+    /// give both; the outputs are `forward`'s to the bit.
     public static func forward(out: UnsafeMutablePointer<Float>, derivativeInPlaceOf x: UnsafeMutablePointer<Float>,
                                count: Int) {
         let job = UncheckedSendable((out, x))  // disjoint ranges per chunk
