@@ -50,8 +50,9 @@ public enum GELU {
         }
     }
 
+    /// GELU per lane: the value half of `valueAndDerivative` (the unused derivative compiles away).
     @inline(__always)
-    static func forward(_ v: V) -> V { 0.5 * v * (1 + erf(v * 0.70710678118654752)) }
+    static func forward(_ v: V) -> V { valueAndDerivative(v).value }
 
     /// out[n] = GELU(x[n]) and, overwriting x, x[n] = GELU'(x[n]) = Phi(x) + x phi(x), for
     /// n < count: the training forward, which keeps the derivative for `backward` instead of the
@@ -78,9 +79,9 @@ public enum GELU {
         }
     }
 
-    /// `forward(v)` and the derivative per lane, Phi(v) + v phi(v), from one erf: the value is
-    /// `forward`'s to the bit (the same operations), and phi's exponential is the erf's
-    /// (exp(-(v / sqrt 2)^2) = exp(-v^2 / 2)) instead of a second exp.
+    /// 0.5 v (1 + erf(v / sqrt 2)) and the derivative per lane, Phi(v) + v phi(v), from one erf;
+    /// `forward(v)` is its value, so the training forward's output is the plain one's to the bit.
+    /// phi's exponential is the erf's (exp(-(v / sqrt 2)^2) = exp(-v^2 / 2)), not a second exp.
     @inline(__always)
     static func valueAndDerivative(_ v: V) -> (value: V, derivative: V) {
         let (e, g) = erfAndGaussian(v * 0.70710678118654752)
